@@ -1,0 +1,115 @@
+# dockyard.registry — two commands matter: `make demo` and `make test`.
+# Everything else is a step they call; each step installs or starts what it needs.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= $(CURDIR)/.venv
+BIN := $(VENV)/bin
+BUILD := $(CURDIR)/.build
+COLL_ROOT := $(BUILD)/collections
+COLL_DIR := $(COLL_ROOT)/ansible_collections/dockyard/registry
+VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
+TARBALL := $(BUILD)/dist/dockyard-registry-$(VERSION).tar.gz
+ANSIBLE_TEST_PY ?= 3.11
+
+# The installed collection, never the loose checkout, is what playbooks and tests use.
+export ANSIBLE_COLLECTIONS_PATH := $(COLL_ROOT)
+export ANSIBLE_ROLES_PATH := $(COLL_DIR)/roles
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_FORCE_COLOR ?= 0
+export ANSIBLE_NOCOLOR ?= 1
+export PY_COLORS ?= 0
+
+.PHONY: help demo test venv engine packages image build install sanity units lint \
+        integration molecule clean-containers clean bench changelog
+
+help:
+	@echo "make demo   set everything up and deploy a TLS + htpasswd registry on localhost"
+	@echo "make test   sanity, lint, unit, integration and Molecule tests (what CI runs)"
+	@echo "make bench  benchmarks against skopeo (tables for the README)"
+
+## ---- set-up steps -------------------------------------------------------------
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements/dev.in requirements/constraints.txt
+	@echo "==> virtualenv $(VENV) with pinned dependencies"
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements/dev.in -c requirements/constraints.txt
+	touch $@
+
+engine:
+	@hack/ensure-docker.sh
+
+packages:
+	@hack/ensure-packages.sh
+
+image: engine
+	@hack/ensure-registry-image.sh registry:2
+
+build: venv
+	@rm -rf $(BUILD)/dist
+	@$(BIN)/ansible-galaxy collection build --force --output-path $(BUILD)/dist >/dev/null
+	@echo "==> built $(TARBALL)"
+
+install: build
+	@rm -rf $(COLL_DIR)
+	@$(BIN)/ansible-galaxy collection install --no-deps --force -p $(COLL_ROOT) $(TARBALL) >/dev/null
+	@echo "==> installed dockyard.registry $(VERSION) into $(COLL_ROOT)"
+
+## ---- the demo -----------------------------------------------------------------
+
+demo: venv image install
+	@hack/demo.sh
+
+## ---- tests --------------------------------------------------------------------
+
+test: sanity lint units integration molecule
+	@echo "==> make test: all suites passed"
+
+# ansible-test bootstraps pip in its own virtualenvs from a script it downloads from a
+# host these machines cannot reach; give it a stand-in in its cache (shared/ENVIRONMENT.md).
+ANSIBLE_TEST_CACHE := $(HOME)/.ansible/test/cache
+ansible-test-cache:
+	@mkdir -p $(ANSIBLE_TEST_CACHE)
+	@for v in 24_2 24_3 25_0 25_1 25_2 25_3; do \
+	  cmp -s hack/get_pip_standin.py $(ANSIBLE_TEST_CACHE)/get_pip_$$v.py || \
+	    cp hack/get_pip_standin.py $(ANSIBLE_TEST_CACHE)/get_pip_$$v.py; done
+
+sanity: install ansible-test-cache
+	@echo "==> ansible-test sanity"
+	cd $(COLL_DIR) && $(BIN)/ansible-test sanity --venv --requirements --python $(ANSIBLE_TEST_PY) --color no
+
+units: install
+	@echo "==> ansible-test units"
+	cd $(COLL_DIR) && $(BIN)/ansible-test units --local --python $(ANSIBLE_TEST_PY) --color no
+
+lint: install
+	@echo "==> ansible-lint"
+	cd $(COLL_DIR) && $(BIN)/ansible-lint --offline roles/ playbooks/
+
+integration: install image packages
+	@echo "==> integration tests against real registries"
+	@hack/integration.sh
+
+molecule: install image
+	@echo "==> Molecule scenarios"
+	cd $(CURDIR)/extensions && $(BIN)/molecule test --all
+
+clean-containers:
+	@hack/clean-containers.sh
+
+clean: clean-containers
+	rm -rf $(BUILD) tests/output
+
+## ---- benchmarks (not tests) ---------------------------------------------------
+
+bench: venv image install
+	@WITH_HYPERFINE=1 hack/ensure-packages.sh
+	$(BIN)/python benchmarks/run.py
+
+changelog: venv
+	$(BIN)/antsibull-changelog lint

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Debian packages the tests and benchmarks use as peers and judges: skopeo, the
+# docker-registry binary (for the local registry:2 image and plain-process registries).
+set -euo pipefail
+missing=()
+command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
+command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
+[ "${WITH_HYPERFINE:-0}" = 1 ] && { command -v hyperfine >/dev/null 2>&1 || missing+=(hyperfine); }
+if [ ${#missing[@]} -gt 0 ]; then
+  printf '==> installing Debian packages: %s\n' "${missing[*]}" >&2
+  if [ "$(id -u)" != 0 ]; then
+    echo "error: missing ${missing[*]} and this is not root; install them with apt-get and re-run" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
