@@ -79,7 +79,7 @@ ansible-test-cache:
 	  cmp -s hack/get_pip_standin.py $(ANSIBLE_TEST_CACHE)/get_pip_$$v.py || \
 	    cp hack/get_pip_standin.py $(ANSIBLE_TEST_CACHE)/get_pip_$$v.py; done
 
-sanity: install ansible-test-cache
+sanity: install ansible-test-cache packages
 	@echo "==> ansible-test sanity"
 	cd $(COLL_DIR) && $(BIN)/ansible-test sanity --venv --requirements --python $(ANSIBLE_TEST_PY) --color no
 

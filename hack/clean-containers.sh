@@ -4,7 +4,7 @@
 # policy when dockerd starts, and would hold the ports the next run needs.
 set -euo pipefail
 docker info >/dev/null 2>&1 || exit 0
-ids=$(docker ps -aq --filter label=dockyard.test=1)
-if [ -n "$ids" ]; then
-  docker rm -f -v $ids >/dev/null
+mapfile -t ids < <(docker ps -aq --filter label=dockyard.test=1)
+if [ ${#ids[@]} -gt 0 ]; then
+  docker rm -f -v "${ids[@]}" >/dev/null
 fi

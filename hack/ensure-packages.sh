@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Debian packages the tests and benchmarks use as peers and judges: skopeo, the
-# docker-registry binary (for the local registry:2 image and plain-process registries).
+# docker-registry binary (for the local registry:2 image and plain-process registries),
+# and ShellCheck (ansible-test sanity skips its shellcheck test without it).
 set -euo pipefail
 missing=()
 command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
 command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
+command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 [ "${WITH_HYPERFINE:-0}" = 1 ] && { command -v hyperfine >/dev/null 2>&1 || missing+=(hyperfine); }
 if [ ${#missing[@]} -gt 0 ]; then
   printf '==> installing Debian packages: %s\n' "${missing[*]}" >&2
