@@ -14,6 +14,8 @@ COLL_DIR := $(COLL_ROOT)/ansible_collections/dockyard/registry
 VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
 TARBALL := $(BUILD)/dist/dockyard-registry-$(VERSION).tar.gz
 ANSIBLE_TEST_PY ?= 3.11
+COMPILE_PYTHONS ?= 3.8 3.9 3.10 3.12 3.13
+PYENV_ROOT ?= $(HOME)/.pyenv
 
 # The installed collection, never the loose checkout, is what playbooks and tests use.
 export ANSIBLE_COLLECTIONS_PATH := $(COLL_ROOT)
@@ -82,6 +84,9 @@ ansible-test-cache:
 sanity: install ansible-test-cache packages
 	@echo "==> ansible-test sanity"
 	cd $(COLL_DIR) && $(BIN)/ansible-test sanity --venv --requirements --python $(ANSIBLE_TEST_PY) --color no
+	@# Module code runs on managed nodes with older Pythons: compile it with every other
+	@# interpreter ansible-core 2.19 supports on targets that this machine has (pyenv).
+	@cd $(COLL_DIR) && for v in $(COMPILE_PYTHONS); do 	  d=$$(ls -d $(PYENV_ROOT)/versions/$$v.* 2>/dev/null | tail -n 1); 	  if [ -n "$$d" ]; then PATH=$$d/bin:$$PATH $(BIN)/ansible-test sanity --test compile --venv --python $$v --color no; 	  else echo "==> no Python $$v here: compile check skipped for it"; fi; done
 
 units: install
 	@echo "==> ansible-test units"
