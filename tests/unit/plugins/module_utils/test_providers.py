@@ -1,0 +1,209 @@
+# Copyright (c) dockyard.registry contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ansible_collections.dockyard.registry.plugins.module_utils._errors import InvalidInput, Unauthorized, Unreachable
+from ansible_collections.dockyard.registry.plugins.module_utils._providers import (
+    detect_provider,
+    ecr_host_parts,
+    load_service_account_key,
+    login_for,
+    resolve_provider,
+)
+
+KEY = {
+    "type": "service_account",
+    "project_id": "demo",
+    "private_key_id": "abc",
+    "private_key": "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\n-----END PRIVATE KEY-----\n",
+    "client_email": "pusher@demo.iam.gserviceaccount.com",
+}
+
+
+@pytest.mark.parametrize("host,provider", [
+    ("123456789012.dkr.ecr.eu-west-1.amazonaws.com", "ecr"),
+    ("123456789012.dkr.ecr-fips.us-east-1.amazonaws.com", "ecr"),
+    ("123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn", "ecr"),
+    ("123456789012.dkr.ecr.eu-west-1.amazonaws.com:443", "ecr"),
+    ("12345.dkr.ecr.eu-west-1.amazonaws.com", "generic"),
+    ("gcr.io", "gcr"),
+    ("eu.gcr.io", "gcr"),
+    ("europe-west1-docker.pkg.dev", "gcr"),
+    ("myreg.azurecr.io", "acr"),
+    ("ghcr.io", "ghcr"),
+    ("docker.io", "dockerhub"),
+    ("index.docker.io", "dockerhub"),
+    ("registry-1.docker.io", "dockerhub"),
+    ("localhost:5000", "generic"),
+    ("registry.example.com", "generic"),
+    ("notgcr.io", "generic"),
+    ("azurecr.io.example.com", "generic"),
+])
+def test_detect_provider(host, provider):
+    assert detect_provider(host) == provider
+
+
+def test_ecr_host_parts():
+    assert ecr_host_parts("123456789012.dkr.ecr.eu-west-1.amazonaws.com") == ("123456789012", "eu-west-1")
+    assert ecr_host_parts("localhost:5000") is None
+
+
+@pytest.mark.parametrize("provider,registry,username,password,expected", [
+    ("auto", None, None, None, "dockerhub"),
+    ("auto", "ghcr.io", "u", "p", "ghcr"),
+    ("auto", "https://123456789012.dkr.ecr.eu-west-1.amazonaws.com", None, None, "ecr"),
+    ("auto", "123456789012.dkr.ecr.eu-west-1.amazonaws.com", "AWS", "token", "generic"),
+    ("auto", "http://127.0.0.1:5000", "u", "p", "generic"),
+    ("ecr", "localhost:5000", None, None, "ecr"),
+])
+def test_resolve_provider(provider, registry, username, password, expected):
+    assert resolve_provider(provider, registry, username, password) == expected
+
+
+def test_service_account_key_content_and_file(tmp_path):
+    text = json.dumps(KEY)
+    assert json.loads(load_service_account_key("  %s\n" % text)) == KEY
+    path = tmp_path / "key.json"
+    path.write_text(text + "\n")
+    assert load_service_account_key(str(path)) == text
+
+
+@pytest.mark.parametrize("content,message", [
+    ('{"type": "service_account", "private_key": "SECRETKEY"', "not valid JSON"),
+    ('{"type": "authorized_user", "private_key": "SECRETKEY", "client_email": "a@b"}', "not a service account key"),
+    ('{"type": "service_account", "private_key": "SECRETKEY"}', "client_email"),
+])
+def test_service_account_key_invalid_never_echoed(content, message):
+    with pytest.raises(InvalidInput) as exc:
+        load_service_account_key(content)
+    assert message in str(exc.value)
+    assert "SECRETKEY" not in str(exc.value)
+
+
+def test_service_account_key_missing_file(tmp_path):
+    with pytest.raises(InvalidInput, match="does not exist"):
+        load_service_account_key(str(tmp_path / "nope.json"))
+
+
+def test_login_for_gcr():
+    registry, credentials = login_for("gcr", "europe-west1-docker.pkg.dev", service_account_key=json.dumps(KEY))
+    assert registry.host == "europe-west1-docker.pkg.dev"
+    assert credentials.username == "_json_key"
+    assert json.loads(credentials.password) == KEY
+    registry, credentials = login_for("gcr", None, "oauth2accesstoken", "ya29.token")
+    assert (registry.host, credentials.username) == ("gcr.io", "oauth2accesstoken")
+    with pytest.raises(InvalidInput, match="_json_key"):
+        login_for("gcr", None, "someone", None, service_account_key=json.dumps(KEY))
+
+
+@pytest.mark.parametrize("provider,registry,host", [
+    ("ghcr", None, "ghcr.io"),
+    ("dockerhub", None, "registry-1.docker.io"),
+    ("generic", None, "registry-1.docker.io"),
+    ("generic", "http://127.0.0.1:5000", "127.0.0.1:5000"),
+    ("acr", "myreg.azurecr.io", "myreg.azurecr.io"),
+])
+def test_login_for_user_and_token(provider, registry, host):
+    address, credentials = login_for(provider, registry, "app-id", "secret")
+    assert address.host == host
+    assert (credentials.username, credentials.password) == ("app-id", "secret")
+
+
+@pytest.mark.parametrize("provider,registry,username,password,message", [
+    ("acr", None, "a", "b", "needs registry"),
+    ("acr", "x.azurecr.io", "a", None, "application id and secret"),
+    ("ghcr", None, None, "tok", "personal access token"),
+    ("generic", "localhost:5000", "u", None, "username and password"),
+    ("gcr", None, None, None, "service_account_key"),
+    ("auto", None, "u", "p", "unknown provider"),
+])
+def test_login_for_missing_options(provider, registry, username, password, message):
+    with pytest.raises(InvalidInput, match=message):
+        login_for(provider, registry, username, password)
+
+
+# --- ECR against a real moto server on loopback ---------------------------------------------------
+
+@pytest.fixture(scope="module")
+def moto_endpoint():
+    server_module = pytest.importorskip("moto.server")
+    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield "http://%s:%d" % (host, port)
+    server.stop()
+
+
+@pytest.fixture
+def aws_env(monkeypatch, tmp_path):
+    # Only the moto endpoint may be contacted: no instance metadata, no shared config.
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID",
+                 "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws-credentials"))
+    return tmp_path
+
+
+def test_ecr_token_from_moto(moto_endpoint, aws_env):
+    pytest.importorskip("boto3")
+    registry, credentials = login_for("ecr", region="eu-west-1", registry_id="123456789012",
+                                      endpoint_url=moto_endpoint, aws_access_key_id="testing",
+                                      aws_secret_access_key="testing")
+    # The address comes from proxyEndpoint, the token decodes to AWS:<password>.
+    assert registry.host == "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+    assert registry.scheme == "https"
+    assert credentials.username == "AWS"
+    assert credentials.password == "123456789012-auth-token"
+
+
+def test_ecr_registry_overrides_proxy_endpoint_and_host_gives_defaults(moto_endpoint, aws_env):
+    pytest.importorskip("boto3")
+    registry, credentials = login_for("ecr", "localhost:5203", endpoint_url=moto_endpoint, region="us-east-1",
+                                      registry_id="210987654321", aws_access_key_id="testing",
+                                      aws_secret_access_key="testing")
+    assert registry.host == "localhost:5203"
+    assert credentials.password == "210987654321-auth-token"
+    # An ECR host name supplies account and region.
+    registry, credentials = login_for("ecr", "111122223333.dkr.ecr.ap-south-1.amazonaws.com",
+                                      endpoint_url=moto_endpoint, aws_access_key_id="testing",
+                                      aws_secret_access_key="testing")
+    assert credentials.password == "111122223333-auth-token"
+
+
+def test_ecr_profile_from_shared_files(moto_endpoint, aws_env):
+    pytest.importorskip("boto3")
+    (aws_env / "aws-credentials").write_text("[deploy]\naws_access_key_id = a\naws_secret_access_key = b\n")
+    (aws_env / "aws-config").write_text("[profile deploy]\nregion = eu-central-1\n")
+    registry, credentials = login_for("ecr", profile="deploy", registry_id="123456789012",
+                                      endpoint_url=moto_endpoint)
+    assert registry.host == "123456789012.dkr.ecr.eu-central-1.amazonaws.com"
+    with pytest.raises(InvalidInput, match="profile"):
+        login_for("ecr", profile="missing", endpoint_url=moto_endpoint)
+
+
+def test_ecr_without_credentials_or_region(moto_endpoint, aws_env):
+    pytest.importorskip("boto3")
+    with pytest.raises(Unauthorized, match="no AWS credentials"):
+        login_for("ecr", region="eu-west-1", endpoint_url=moto_endpoint)
+    with pytest.raises(InvalidInput, match="region"):
+        login_for("ecr", aws_access_key_id="a", aws_secret_access_key="b", endpoint_url=moto_endpoint)
+
+
+def test_ecr_endpoint_unreachable(aws_env):
+    pytest.importorskip("boto3")
+    import socket
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    with pytest.raises(Unreachable, match="unreachable"):
+        login_for("ecr", region="eu-west-1", endpoint_url="http://127.0.0.1:%d" % port,
+                  aws_access_key_id="a", aws_secret_access_key="b")
