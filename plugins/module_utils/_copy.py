@@ -44,6 +44,7 @@ import socket
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
+from ansible_collections.dockyard.registry.plugins.module_utils._client import BlobStream
 from ansible_collections.dockyard.registry.plugins.module_utils._errors import (
     DigestMismatch,
     InvalidInput,
@@ -92,9 +93,9 @@ FOREIGN_LAYER_TYPES = (
 )
 
 CHUNK_SIZE = 1024 * 1024
-# Whole-blob attempts: the client retries single requests, but a blob body cut off
-# halfway has already been half-sent to the destination; only a fresh GET + upload helps.
-BLOB_ATTEMPTS = 4
+# Whole-blob attempts on top of the client's own retries (which already re-open the source
+# through ``open_stream``): one more fresh start once the client's retry budget is spent.
+BLOB_ATTEMPTS = 2
 BLOB_RETRY_BASE = 0.5
 
 
@@ -435,6 +436,9 @@ class _VerifyingReader:
 
     def __init__(self, stream, digest: str, size: int, reference: str) -> None:
         self._stream = stream
+        # the client's BlobStream verifies size and digest itself, withholding the last
+        # chunk the same way; hashing 512 MiB twice would only cost CPU
+        self._verify = not isinstance(stream, BlobStream)
         self._digest = digest
         self._size = size
         self._reference = reference
@@ -473,7 +477,8 @@ class _VerifyingReader:
                                           % (self._reference, self.count, self._size))
             self._finish()
             return b""
-        self._hash.update(chunk)
+        if self._verify:
+            self._hash.update(chunk)
         self.count += len(chunk)
         if self._size >= 0 and self.count >= self._size:
             self._finish()
@@ -483,7 +488,7 @@ class _VerifyingReader:
         if self._size >= 0 and self.count != self._size:
             raise DigestMismatch("blob %s: %d bytes instead of %d" % (self._reference, self.count, self._size),
                                  reference=self._reference)
-        if self._hash.hexdigest() != self._hex:
+        if self._verify and self._hash.hexdigest() != self._hex:
             raise DigestMismatch("blob %s does not hash to its digest (got sha256:%s); nothing was written"
                                  % (self._reference, self._hash.hexdigest()), reference=self._reference)
 
@@ -827,6 +832,7 @@ class _Executor:
         readers = []
 
         def open_stream():
+            # called by the client for every attempt: a retried upload starts from a fresh GET
             for old in readers:
                 old.close()
             reader = _VerifyingReader(task.src.blob_open(task.src_repository, task.digest),
@@ -835,8 +841,7 @@ class _Executor:
             return reader
 
         try:
-            reader = open_stream()
-            _call_upload(task.dst, task.repository, task.digest, reader, task.size, open_stream)
+            task.dst.blob_upload(task.repository, task.digest, None, task.size, open_stream=open_stream)
         finally:
             for reader in readers:
                 reader.close()
@@ -861,16 +866,6 @@ class _Executor:
             self.result.add_failure(planned.reference, error)
         if self.fail_fast:
             self.stopping = True
-
-
-def _call_upload(dst, repository: str, digest: str, reader, size: int, open_stream) -> None:
-    """Hand ``open_stream`` to clients that can re-open the body for their own retries."""
-    try:
-        dst.blob_upload(repository, digest, reader, size, open_stream=open_stream)
-    except TypeError as exc:
-        if "open_stream" not in str(exc):
-            raise
-        dst.blob_upload(repository, digest, reader, size)
 
 
 def execute(plan: Plan, concurrency: int = 4, fail_fast: bool = False,

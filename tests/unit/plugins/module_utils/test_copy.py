@@ -200,11 +200,15 @@ class FakeClient:
 
     def blob_upload(self, repo, digest, stream, size, open_stream=None):
         self._call("blob_upload", repo, digest)
+        if open_stream is not None:
+            stream = open_stream()
         with self.r.lock:
             left = self.r.fail_upload.get(digest, 0)
             if left:
                 self.r.fail_upload[digest] = left - 1
-                raise ServerError("503 from the destination")
+        if left:
+            stream.read(10)     # the connection breaks after the upload started
+            raise ServerError("503 from the destination")
         hasher = hashlib.sha256()
         body = []
         while True:
@@ -385,10 +389,10 @@ def test_interrupted_run_leaves_no_tag_and_rerun_finishes(src, dst, monkeypatch)
 def test_transient_upload_failures_are_retried_with_a_fresh_stream(src, dst, monkeypatch):
     monkeypatch.setattr(_copy, "BLOB_RETRY_BASE", 0)
     src.add_image("app", "1.0", BASE)
-    dst.fail_upload[sha(BASE[0])] = 2
+    dst.fail_upload[sha(BASE[0])] = _copy.BLOB_ATTEMPTS - 1
     _plan, result = run(src, dst, [job("src.example:5000/app:1.0", "dst.example:5000/app:1.0")])
     assert result.failed == []
-    assert len([c for c in src.calls if c[0] == "blob_open" and c[2] == sha(BASE[0])]) == 3
+    assert len([c for c in src.calls if c[0] == "blob_open" and c[2] == sha(BASE[0])]) == _copy.BLOB_ATTEMPTS
 
 
 class BrokenBody(io.BytesIO):
