@@ -192,6 +192,7 @@ class CopyResult:
         self.skipped = []           # type: list[str]
         self.pruned = []            # type: list[str]
         self.failed = []            # type: list[dict]
+        self.errors = []            # type: list[RegistryError]  the exceptions behind ``failed``
         self.bytes_copied = 0
         self.blobs_uploaded = 0
         self.blobs_mounted = 0
@@ -204,6 +205,7 @@ class CopyResult:
         return bool(self.copied or self.pruned)
 
     def add_failure(self, reference, error: BaseException, source=None) -> None:
+        self.errors.append(error)
         entry = {"reference": _ref_str(reference), "error": str(error),
                  "error_kind": getattr(error, "kind", "error")}
         if source is not None:
