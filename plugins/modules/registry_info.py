@@ -1,0 +1,392 @@
+#!/usr/bin/python
+# Copyright (c) dockyard.registry contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: registry_info
+short_description: List repositories and tags of a container registry and inspect image manifests
+version_added: 0.1.0
+description:
+  - Reads from a container registry over the OCI distribution API, without a Docker daemon. Never changes anything.
+  - With only O(registry) - the repositories in the registry's catalog (RV(repositories)).
+  - With O(repository) - its tags (RV(tags)).
+  - With O(repository) and O(reference) (a tag or a digest) - the manifest - RV(digest), RV(media_type), RV(size),
+    RV(platforms), and from the image configuration RV(created) and RV(labels). A missing tag or digest gives
+    RV(exists=false) instead of a failure.
+  - Catalog and tag lists follow C(Link) pagination, so repositories with more tags than one page hold are
+    listed completely.
+author:
+  - dockyard.registry contributors
+options:
+  registry:
+    description:
+      - The registry, as C(host[:port]) (HTTPS), C(https://host[:port]) or C(http://host[:port]).
+      - C(docker.io), C(index.docker.io) and C(registry-1.docker.io) all name Docker Hub.
+    type: str
+    required: true
+  repository:
+    description:
+      - A repository in the registry, for example V(team/app). On Docker Hub a one-component name gets
+        C(library/) like the docker CLI does (V(alpine) is C(library/alpine)).
+      - Without it the module lists the registry's catalog.
+    type: str
+  reference:
+    description:
+      - A tag (V(1.2.0)) or a digest (V(sha256:...)) in O(repository), whose manifest is inspected.
+      - Without it the module lists the tags of O(repository).
+    type: str
+extends_documentation_fragment:
+  - dockyard.registry.registry_connection
+attributes:
+  check_mode:
+    description: Can run in check mode and return changed status prediction without modifying the target.
+    support: full
+    details: The module only reads, so it runs the same in check mode.
+  diff_mode:
+    description: Will return details on what has changed (or would change) when in diff mode.
+    support: N/A
+    details: The module never changes anything.
+  idempotent:
+    description: When run twice with the same arguments, the second run reports no change.
+    support: full
+  action_group:
+    description: Use C(group/dockyard.registry.registry) in C(module_defaults) to set defaults for this module.
+    support: full
+    membership:
+      - dockyard.registry.registry
+notes:
+  - Without O(username) and O(password) the credentials the docker CLI would use for the registry are taken from
+    O(config_path) (see M(dockyard.registry.registry_login)); without any, requests are anonymous.
+  - Listing the catalog needs a registry that offers C(/v2/_catalog) and, with token authentication, a token
+    with the C(registry:catalog:*) scope.
+seealso:
+  - module: dockyard.registry.registry_login
+    description: Store credentials that this module then uses.
+  - module: dockyard.registry.registry_image
+    description: Copy, tag or delete an image in a registry.
+  - name: OCI distribution specification
+    description: The API this module speaks.
+    link: https://github.com/opencontainers/distribution-spec/blob/main/spec.md
+"""
+
+EXAMPLES = r"""
+- name: List the repositories of a private registry
+  dockyard.registry.registry_info:
+    registry: registry.example.com:5000
+    ca_cert: /etc/pki/registry-ca.crt
+  register: catalog
+
+- name: List the tags of a repository (credentials from the docker config.json)
+  dockyard.registry.registry_info:
+    registry: registry.example.com:5000
+    repository: team/app
+  register: app_tags
+
+- name: Inspect a tag
+  dockyard.registry.registry_info:
+    registry: registry.example.com:5000
+    repository: team/app
+    reference: "1.4.2"
+    username: reader
+    password: "{{ vault_reader_password }}"
+  register: app
+
+- name: Fail early when the release image is missing
+  ansible.builtin.assert:
+    that: app.exists
+    fail_msg: team/app:1.4.2 has not been pushed yet
+
+- name: Show the platforms of a multi-arch image
+  ansible.builtin.debug:
+    msg: "{{ app.platforms | map(attribute='architecture') | list }}"
+
+- name: Inspect an image by digest on a plain-HTTP test registry
+  dockyard.registry.registry_info:
+    registry: http://127.0.0.1:5000
+    repository: team/app
+    reference: sha256:0f2ba0a8d3e5e4d8b7c6a5f4e3d2c1b0a9f8e7d6c5b4a3928170f6e5d4c3b2a1
+"""
+
+RETURN = r"""
+registry:
+  description: The registry that was read (Docker Hub shown as C(docker.io)).
+  returned: always
+  type: str
+  sample: registry.example.com:5000
+repositories:
+  description: Every repository in the catalog, in the order the registry lists them.
+  returned: when O(repository) is not given
+  type: list
+  elements: str
+  sample: [library/alpine, team/app]
+repository:
+  description: The repository that was read (with C(library/) added on Docker Hub).
+  returned: when O(repository) is given
+  type: str
+  sample: team/app
+tags:
+  description: Every tag of O(repository). Empty when the repository does not exist.
+  returned: when O(repository) is given and O(reference) is not
+  type: list
+  elements: str
+  sample: ["1.4.1", "1.4.2", latest]
+exists:
+  description:
+    - Whether O(repository) exists (when listing tags) or the manifest O(reference) exists (when inspecting).
+  returned: when O(repository) is given
+  type: bool
+  sample: true
+reference:
+  description: The tag or digest that was inspected.
+  returned: when O(reference) is given
+  type: str
+  sample: "1.4.2"
+digest:
+  description: Digest of the manifest (of the index for a multi-platform image).
+  returned: when O(reference) is given and RV(exists=true)
+  type: str
+  sample: sha256:6d2e1c4a9b8f7e6d5c4b3a291807f6e5d4c3b2a19080706f5e4d3c2b1a090807
+media_type:
+  description: Media type of the manifest (OCI or Docker, image manifest or index / manifest list).
+  returned: when O(reference) is given and RV(exists=true)
+  type: str
+  sample: application/vnd.oci.image.index.v1+json
+size:
+  description:
+    - Bytes the image takes in the registry - the manifest, its configuration and its layers.
+    - For an index or manifest list - the index, every child manifest present in the registry, and every
+      distinct blob they refer to, each counted once (layers shared between platforms are counted once).
+  returned: when O(reference) is given and RV(exists=true)
+  type: int
+  sample: 3623807
+platforms:
+  description:
+    - The platforms of the image. For an index or manifest list, one entry per child manifest, in index order.
+      For a single-platform image, one entry from its configuration (RV(platforms[].digest) is the
+      manifest's own digest). Empty for artifacts whose configuration is not an image configuration.
+  returned: when O(reference) is given and RV(exists=true)
+  type: list
+  elements: dict
+  contains:
+    os:
+      description: Operating system, for example C(linux).
+      type: str
+    architecture:
+      description: CPU architecture, for example C(amd64) or C(arm64).
+      type: str
+    variant:
+      description: CPU variant, for example C(v8); V(null) when there is none.
+      type: str
+    digest:
+      description: Digest of the platform's manifest.
+      type: str
+  sample:
+    - {os: linux, architecture: amd64, variant: null, digest: "sha256:1f0b..."}
+    - {os: linux, architecture: arm64, variant: v8, digest: "sha256:9c3a..."}
+created:
+  description:
+    - The C(created) timestamp of the image configuration; V(null) for an index or manifest list (each
+      platform has its own) and for images without one.
+  returned: when O(reference) is given and RV(exists=true)
+  type: str
+  sample: "2024-05-01T12:00:00Z"
+labels:
+  description: The labels of the image configuration (C(config.Labels)); empty for an index or manifest list.
+  returned: when O(reference) is given and RV(exists=true)
+  type: dict
+  sample: {org.opencontainers.image.version: "1.4.2"}
+manifest:
+  description: The manifest document itself.
+  returned: when O(reference) is given and RV(exists=true)
+  type: dict
+  sample: {schemaVersion: 2, mediaType: application/vnd.oci.image.manifest.v1+json, config: {}, layers: []}
+"""
+
+import json
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.dockyard.registry.plugins.module_utils._argspec import (
+    client_from_params,
+    connection_argument_spec,
+    connection_required_together,
+)
+from ansible_collections.dockyard.registry.plugins.module_utils._errors import NotFound, RegistryError
+from ansible_collections.dockyard.registry.plugins.module_utils._reference import (
+    parse_registry,
+    validate_digest,
+    validate_repository,
+    validate_tag,
+)
+
+INDEX_MEDIA_TYPES = (
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+)
+IMAGE_CONFIG_MEDIA_TYPES = (
+    "application/vnd.oci.image.config.v1+json",
+    "application/vnd.docker.container.image.v1+json",
+)
+
+
+def argument_spec() -> dict:
+    spec = connection_argument_spec()
+    spec["registry"] = dict(type="str", required=True)
+    spec.update(
+        repository=dict(type="str"),
+        reference=dict(type="str"),
+    )
+    return spec
+
+
+def _is_index(media_type: str, document: dict) -> bool:
+    return media_type in INDEX_MEDIA_TYPES or ("manifests" in document and "layers" not in document)
+
+
+def _blob_size(descriptor) -> int:
+    size = descriptor.get("size") if isinstance(descriptor, dict) else None
+    return size if isinstance(size, int) and size >= 0 else 0
+
+
+class RegistryInfo:
+    """Read-only inspection of one registry through a ``RegistryClient``."""
+
+    def __init__(self, client, registry) -> None:
+        self.client = client
+        self.registry = registry
+
+    def run(self, repository: str | None, reference: str | None) -> dict:
+        result = {"changed": False, "registry": self.registry.display}
+        if not repository:
+            result["repositories"] = self.client.catalog()
+            return result
+        result["repository"] = repository
+        if not reference:
+            try:
+                result["tags"] = self.client.tags(repository)
+                result["exists"] = True
+            except NotFound:
+                result["tags"] = []
+                result["exists"] = False
+            return result
+        result["reference"] = reference
+        result.update(self.inspect(repository, reference))
+        return result
+
+    def inspect(self, repository: str, reference: str) -> dict:
+        try:
+            manifest = self.client.manifest_get(repository, reference)
+        except NotFound:
+            return {"exists": False}
+        document = manifest.json()
+        info = {
+            "exists": True,
+            "digest": manifest.digest,
+            "media_type": manifest.media_type,
+            "manifest": document,
+            "created": None,
+            "labels": {},
+        }
+        if _is_index(manifest.media_type, document):
+            info["platforms"], info["size"] = self._index(repository, manifest, document)
+            return info
+        blobs = {}
+        self._collect_blobs(document, blobs)
+        info["size"] = manifest.size + sum(blobs.values())
+        info["platforms"] = []
+        config = document.get("config") or {}
+        if config.get("mediaType") in IMAGE_CONFIG_MEDIA_TYPES and config.get("digest"):
+            image = self._config(repository, config["digest"])
+            info["created"] = image.get("created") or None
+            info["labels"] = (image.get("config") or {}).get("Labels") or {}
+            if image.get("os") or image.get("architecture"):
+                info["platforms"] = [{
+                    "os": image.get("os"),
+                    "architecture": image.get("architecture"),
+                    "variant": image.get("variant") or None,
+                    "digest": manifest.digest,
+                }]
+        return info
+
+    @staticmethod
+    def _collect_blobs(document: dict, blobs: dict) -> None:
+        for descriptor in [document.get("config")] + list(document.get("layers") or []):
+            if isinstance(descriptor, dict) and descriptor.get("digest"):
+                blobs[descriptor["digest"]] = _blob_size(descriptor)
+
+    def _config(self, repository: str, digest: str) -> dict:
+        try:
+            data = json.loads(self.client.blob_get(repository, digest).decode("utf-8"))
+        except NotFound:
+            return {}
+        except (ValueError, UnicodeDecodeError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _index(self, repository: str, manifest, document: dict) -> tuple:
+        platforms = []
+        size = manifest.size
+        blobs = {}
+        seen = set()
+        for child in document.get("manifests") or []:
+            if not isinstance(child, dict):
+                continue
+            platform = child.get("platform") or {}
+            digest = child.get("digest")
+            platforms.append({
+                "os": platform.get("os"),
+                "architecture": platform.get("architecture"),
+                "variant": platform.get("variant") or None,
+                "digest": digest,
+            })
+            if not digest or digest in seen:
+                continue
+            seen.add(digest)
+            try:
+                child_manifest = self.client.manifest_get(repository, digest)
+            except NotFound:
+                # A partial copy of an index may lack some platforms; count what is there.
+                continue
+            size += child_manifest.size
+            self._collect_blobs(child_manifest.json(), blobs)
+        return platforms, size + sum(blobs.values())
+
+
+def normalise(registry, repository: str | None, reference: str | None) -> tuple:
+    """Validated repository (``library/`` added on Docker Hub) and tag or digest."""
+    if repository:
+        repository = validate_repository(repository)
+        if registry.is_docker_hub and "/" not in repository:
+            repository = "library/" + repository
+    if reference:
+        # A tag cannot contain ":", so anything with one must be a digest.
+        reference = validate_digest(reference) if ":" in reference else validate_tag(reference)
+    return repository, reference
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=argument_spec(),
+        required_together=connection_required_together(),
+        required_by={"reference": "repository"},
+        supports_check_mode=True,
+    )
+    params = module.params
+    try:
+        registry = parse_registry(params["registry"])
+        repository, reference = normalise(registry, params.get("repository"), params.get("reference"))
+        client = client_from_params(params, registry)
+        try:
+            result = RegistryInfo(client, registry).run(repository, reference)
+        finally:
+            client.close()
+    except RegistryError as err:
+        module.fail_json(**err.to_result())
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

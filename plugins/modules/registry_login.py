@@ -1,0 +1,409 @@
+#!/usr/bin/python
+# Copyright (c) dockyard.registry contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: registry_login
+short_description: Log in to a container registry and store the credentials for the docker CLI
+version_added: 0.1.0
+description:
+  - Verifies credentials against a container registry (C(GET /v2/), Basic or Bearer token authentication)
+    and stores them in the docker CLI configuration file, where the docker CLI and the other modules of this
+    collection find them. Nothing is written when the registry rejects the credentials.
+  - The configuration file is written atomically with mode C(0600) and keeps every other key. When it configures
+    a credential helper (C(credsStore) or a C(credHelpers) entry for the registry), the secret is handed to the
+    helper (C(docker-credential-<name> store)) and the file only lists the registry, as the docker CLI does.
+  - Cloud registries are supported through O(provider) - Amazon ECR (a token from the AWS API), Google
+    Container/Artifact Registry (a service account key), Azure Container Registry (a service principal),
+    GitHub Container Registry and Docker Hub (a user and an access token).
+  - O(state=absent) logs out - it removes the entry from the file and erases the secret from the credential helper.
+  - Does not need a Docker daemon.
+author:
+  - dockyard.registry contributors
+options:
+  registry:
+    description:
+      - The registry to log in to, as C(host[:port]) (HTTPS), C(https://host[:port]) or C(http://host[:port]).
+      - C(docker.io), C(index.docker.io) and C(registry-1.docker.io) all name Docker Hub; its credentials are
+        stored under the key C(https://index.docker.io/v1/) like the docker CLI does.
+      - When omitted - Docker Hub for O(provider=generic), O(provider=dockerhub) and O(provider=auto);
+        C(ghcr.io) for O(provider=ghcr); C(gcr.io) for O(provider=gcr); for O(provider=ecr) the
+        C(proxyEndpoint) the AWS API returns with the token. O(provider=acr) needs it.
+      - For O(provider=ecr) a given O(registry) overrides the C(proxyEndpoint), and an ECR host name
+        (C(<account>.dkr.ecr.<region>.amazonaws.com)) provides defaults for O(registry_id) and O(region).
+    type: str
+  username:
+    description:
+      - User name. For O(provider=acr) the service principal's application (client) id.
+      - Not used by O(provider=ecr) (which logs in as C(AWS)), nor by O(provider=gcr) with
+        O(service_account_key) (which logs in as C(_json_key)).
+    type: str
+  password:
+    description:
+      - Password or access token. For O(provider=acr) the service principal's secret; for O(provider=ghcr)
+        and O(provider=dockerhub) a personal access token.
+      - Never returned or logged.
+    type: str
+  state:
+    description:
+      - V(present) verifies the credentials and stores them; V(absent) removes them (log out).
+    type: str
+    choices: [present, absent]
+    default: present
+  reauthorize:
+    description:
+      - Only matters for O(provider=ecr), whose tokens differ on every request and expire after 12 hours.
+      - With V(false), a stored token that the registry still accepts is kept and nothing changes, so the task
+        is idempotent; an expired or rejected one is replaced.
+      - With V(true), a fresh token is always fetched, verified and stored.
+      - Other providers always verify the given credentials and store them when they differ from the stored
+        ones, whatever this option says.
+    type: bool
+    default: false
+  provider:
+    description:
+      - How the credentials are obtained.
+      - V(generic) - O(username) and O(password) as given.
+      - V(dockerhub), V(ghcr) - a user name and a personal access token.
+      - V(ecr) - an authorization token from the AWS ECR API (needs the C(boto3) Python library on the
+        managed node), see O(region), O(profile), O(registry_id), O(endpoint_url).
+      - V(gcr) - user C(_json_key) with the service account key O(service_account_key) as password (Google
+        Container Registry and Artifact Registry), or O(username) and O(password) as given (for example
+        C(oauth2accesstoken) and an access token).
+      - V(acr) - an Azure service principal's application id (O(username)) and secret (O(password)).
+      - V(auto) picks from the registry host name - C(*.dkr.ecr.*.amazonaws.com) is V(ecr) (or V(generic) when
+        O(username) and O(password) are given), C(gcr.io), C(*.gcr.io) and C(*-docker.pkg.dev) are V(gcr),
+        C(*.azurecr.io) is V(acr), C(ghcr.io) is V(ghcr), Docker Hub is V(dockerhub), anything else V(generic).
+    type: str
+    choices: [auto, generic, dockerhub, ghcr, ecr, gcr, acr]
+    default: auto
+  region:
+    description:
+      - AWS region of the ECR registry (O(provider=ecr)). Defaults to the region in an ECR O(registry) host name,
+        else the AWS configuration (E(AWS_REGION), E(AWS_DEFAULT_REGION), the profile).
+    type: str
+  profile:
+    description:
+      - AWS profile to take credentials and region from (O(provider=ecr)).
+    type: str
+  registry_id:
+    description:
+      - AWS account id that owns the ECR registry (O(provider=ecr)). Defaults to the account in an ECR
+        O(registry) host name, else the caller's account.
+    type: str
+  endpoint_url:
+    description:
+      - URL of the ECR API, for VPC endpoints or a local test endpoint (O(provider=ecr)).
+    type: str
+  aws_access_key_id:
+    description:
+      - AWS access key id (O(provider=ecr)). Defaults to the AWS configuration (environment, profile, instance role).
+    type: str
+  aws_secret_access_key:
+    description:
+      - AWS secret access key for O(aws_access_key_id) (O(provider=ecr)).
+    type: str
+  aws_session_token:
+    description:
+      - AWS session token for temporary credentials (O(provider=ecr)).
+    type: str
+  service_account_key:
+    description:
+      - A Google Cloud service account key, either the path of its JSON file on the managed node or its JSON
+        content (O(provider=gcr)). It must be a key of C(type) C(service_account).
+      - Never returned or logged.
+    type: str
+notes:
+  - The credentials are checked against the registry before anything is written, also in check mode.
+  - Credentials given to this module are used as they are; only when no O(username)/O(password) is given do the
+    other modules of this collection fall back to the configuration file.
+extends_documentation_fragment:
+  - dockyard.registry.registry_connection
+attributes:
+  check_mode:
+    description: Can run in check mode and return changed status prediction without modifying the target.
+    support: full
+    details: The credentials are verified against the registry in check mode too.
+  diff_mode:
+    description: Will return details on what has changed (or would change) when in diff mode.
+    support: full
+    details: The diff names the registry and the user, never the secret.
+  idempotent:
+    description: When run twice with the same arguments, the second run reports no change.
+    support: full
+    details: For O(provider=ecr) only with O(reauthorize=false), because every ECR token is new.
+  action_group:
+    description: Use C(group/dockyard.registry.registry) in C(module_defaults) to set defaults for this module.
+    support: full
+    membership:
+      - dockyard.registry.registry
+requirements:
+  - boto3 (only for O(provider=ecr))
+seealso:
+  - module: dockyard.registry.registry_info
+    description: Inspect repositories, tags and manifests with the stored credentials.
+  - module: community.docker.docker_login
+    description: The same through a Docker daemon.
+  - name: docker login
+    description: The docker CLI command whose configuration file this module writes.
+    link: https://docs.docker.com/reference/cli/docker/login/
+  - name: Docker credential helpers
+    description: The protocol used when C(credsStore) or C(credHelpers) is configured.
+    link: https://github.com/docker/docker-credential-helpers
+"""
+
+EXAMPLES = r"""
+- name: Log in to a private registry whose certificate is signed by a private CA
+  dockyard.registry.registry_login:
+    registry: registry.example.com:5000
+    username: ci
+    password: "{{ vault_registry_password }}"
+    ca_cert: /etc/pki/registry-ca.crt
+
+- name: Log in to Docker Hub with an access token
+  dockyard.registry.registry_login:
+    provider: dockerhub
+    username: myuser
+    password: "{{ vault_dockerhub_token }}"
+
+- name: Log in to GitHub Container Registry with a personal access token
+  dockyard.registry.registry_login:
+    provider: ghcr
+    username: my-github-user
+    password: "{{ vault_ghcr_token }}"
+
+- name: Log in to Amazon ECR with the instance role; keep the stored token while it is valid
+  dockyard.registry.registry_login:
+    provider: ecr
+    registry: 123456789012.dkr.ecr.eu-west-1.amazonaws.com
+
+- name: Log in to Amazon ECR with a named profile, always storing a fresh token
+  dockyard.registry.registry_login:
+    provider: ecr
+    region: us-east-1
+    profile: deploy
+    registry_id: "123456789012"
+    reauthorize: true
+
+- name: Log in to Google Artifact Registry with a service account key file
+  dockyard.registry.registry_login:
+    provider: gcr
+    registry: europe-west1-docker.pkg.dev
+    service_account_key: /etc/gcp/pusher.json
+
+- name: Log in to Google Container Registry with the key content from a vault
+  dockyard.registry.registry_login:
+    registry: eu.gcr.io
+    service_account_key: "{{ vault_gcp_key_json | to_json }}"
+
+- name: Log in to Azure Container Registry with a service principal
+  dockyard.registry.registry_login:
+    provider: acr
+    registry: myregistry.azurecr.io
+    username: "{{ azure_sp_app_id }}"
+    password: "{{ vault_azure_sp_secret }}"
+
+- name: Write the credentials for a CI job into its own docker config
+  dockyard.registry.registry_login:
+    registry: registry.example.com
+    username: ci
+    password: "{{ vault_registry_password }}"
+    config_path: /home/ci/.docker/config.json
+
+- name: Log out
+  dockyard.registry.registry_login:
+    registry: registry.example.com:5000
+    state: absent
+"""
+
+RETURN = r"""
+registry:
+  description: The registry, as the key of its entry in the configuration file.
+  returned: always
+  type: str
+  sample: registry.example.com:5000
+provider:
+  description: The provider used (what O(provider=auto) chose).
+  returned: always
+  type: str
+  sample: generic
+username:
+  description: The user name stored (C(AWS) for ECR, C(_json_key) for a GCR service account key). Never a secret.
+  returned: when O(state=present)
+  type: str
+  sample: ci
+config_path:
+  description: The configuration file that was (or would be) written.
+  returned: always
+  type: str
+  sample: /root/.docker/config.json
+credentials_store:
+  description:
+    - Name of the credential helper that holds the secret (C(docker-credential-<name>)), or V(null) when the
+      secret is in the configuration file itself.
+  returned: always
+  type: str
+  sample: pass
+verified:
+  description: Whether the registry accepted the credentials (C(GET /v2/)) in this run.
+  returned: when O(state=present)
+  type: bool
+  sample: true
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.dockyard.registry.plugins.module_utils._argspec import (
+    client_from_params,
+    connection_argument_spec,
+    connection_required_together,
+)
+from ansible_collections.dockyard.registry.plugins.module_utils._docker_config import (
+    default_config_path,
+    find_credentials,
+    helper_for,
+    load_config,
+    remove_credentials,
+    store_credentials,
+)
+from ansible_collections.dockyard.registry.plugins.module_utils._errors import (
+    InvalidInput,
+    MissingLibrary,
+    RegistryError,
+    Unauthorized,
+)
+from ansible_collections.dockyard.registry.plugins.module_utils._providers import (
+    BOTO3_IMPORT_ERROR,
+    ECR_USERNAME,
+    login_for,
+    resolve_provider,
+)
+from ansible_collections.dockyard.registry.plugins.module_utils._reference import parse_registry
+
+
+def argument_spec() -> dict:
+    spec = connection_argument_spec()
+    spec.update(
+        state=dict(type="str", default="present", choices=["present", "absent"]),
+        reauthorize=dict(type="bool", default=False),
+        provider=dict(type="str", default="auto", choices=["auto", "generic", "dockerhub", "ghcr", "ecr", "gcr", "acr"]),
+        region=dict(type="str"),
+        profile=dict(type="str"),
+        registry_id=dict(type="str"),
+        endpoint_url=dict(type="str"),
+        aws_access_key_id=dict(type="str"),
+        aws_secret_access_key=dict(type="str", no_log=True),
+        aws_session_token=dict(type="str", no_log=True),
+        service_account_key=dict(type="str", no_log=True),
+    )
+    return spec
+
+
+_ABSENT_DEFAULTS = {"ghcr": "ghcr.io", "gcr": "gcr.io"}
+
+
+class RegistryLogin:
+    """Log in or out; ``run()`` returns the module result (without ``changed`` secrets, ever)."""
+
+    def __init__(self, params: dict, check_mode: bool = False, diff: bool = False) -> None:
+        self.params = params
+        self.check_mode = check_mode
+        self.want_diff = diff
+        self.config_path = params.get("config_path") or default_config_path()
+
+    def _result(self, registry, provider: str, changed: bool, **extra) -> dict:
+        helper = helper_for(load_config(self.config_path), registry)
+        result = dict(changed=changed, registry=registry.config_key, provider=provider,
+                      config_path=self.config_path,
+                      credentials_store=helper.name if helper is not None else None)
+        result.update(extra)
+        return result
+
+    def _diff(self, registry, before, after) -> dict:
+        def side(credentials):
+            if credentials is None:
+                return {"registry": registry.config_key, "logged_in": False}
+            return {"registry": registry.config_key, "logged_in": True, "username": credentials.username}
+        before_side, after_side = side(before), side(after)
+        if before is not None and after is not None and before_side == after_side:
+            # Same user, new secret: say so without showing either secret.
+            before_side["secret"] = "old"
+            after_side["secret"] = "new"
+        return {"before": before_side, "after": after_side}
+
+    def run(self) -> dict:
+        params = self.params
+        provider = resolve_provider(params["provider"], params.get("registry"), params.get("username"),
+                                    params.get("password"))
+        if params["state"] == "absent":
+            return self.logout(provider)
+        return self.login(provider)
+
+    def logout(self, provider: str) -> dict:
+        address = self.params.get("registry") or _ABSENT_DEFAULTS.get(provider)
+        if not address:
+            if provider in ("ecr", "acr"):
+                raise InvalidInput("state=absent with provider %s needs registry" % provider)
+            address = "docker.io"
+        registry = parse_registry(address)
+        before = find_credentials(registry, self.config_path)
+        changed = remove_credentials(registry, self.config_path, check_mode=self.check_mode)
+        result = self._result(registry, provider, changed)
+        if self.want_diff:
+            result["diff"] = self._diff(registry, before if changed else None, None)
+        return result
+
+    def login(self, provider: str) -> dict:
+        params = self.params
+        registry, credentials = login_for(
+            provider, params.get("registry"), params.get("username"), params.get("password"),
+            region=params.get("region"), profile=params.get("profile"), registry_id=params.get("registry_id"),
+            endpoint_url=params.get("endpoint_url"), aws_access_key_id=params.get("aws_access_key_id"),
+            aws_secret_access_key=params.get("aws_secret_access_key"),
+            aws_session_token=params.get("aws_session_token"),
+            service_account_key=params.get("service_account_key"))
+        before = find_credentials(registry, self.config_path)
+
+        if provider == "ecr" and not params["reauthorize"] and before is not None \
+                and before.username == ECR_USERNAME and before.password:
+            try:
+                client_from_params(params, registry, credentials=before).ping()
+            except Unauthorized:
+                pass
+            else:
+                result = self._result(registry, provider, False, username=before.username, verified=True)
+                if self.want_diff:
+                    result["diff"] = self._diff(registry, before, before)
+                return result
+
+        # Verify before writing anything: a rejected login must not replace working credentials.
+        client_from_params(params, registry, credentials=credentials).ping()
+        changed = store_credentials(registry, credentials, self.config_path, check_mode=self.check_mode)
+        result = self._result(registry, provider, changed, username=credentials.username, verified=True)
+        if self.want_diff:
+            result["diff"] = self._diff(registry, before, credentials) if changed else \
+                self._diff(registry, before, before)
+        return result
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=argument_spec(),
+        required_together=connection_required_together(),
+        supports_check_mode=True,
+    )
+    try:
+        result = RegistryLogin(module.params, check_mode=module.check_mode, diff=module._diff).run()
+    except MissingLibrary as err:
+        module.fail_json(msg=missing_required_lib("boto3"), exception=BOTO3_IMPORT_ERROR,
+                         error_kind=err.kind)
+    except RegistryError as err:
+        module.fail_json(**err.to_result())
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
