@@ -82,24 +82,24 @@ class FakeTransport:
         return self
 
     def request(self, method, url, headers, body, timeout):
-        if body is None:
-            data = b""
-        elif isinstance(body, bytes):
-            data = body
-        else:
+        assert self.script, "unexpected request %s %s (script exhausted)" % (method, url)
+        want_method, want_prefix, answer = self.script.pop(0)
+        assert method == want_method and url.startswith(want_prefix), (
+            "expected %s %s..., got %s %s" % (want_method, want_prefix, method, url))
+        request = Request(method, url, headers, b"")
+        self.requests.append(request)
+        # the body is consumed as a real transport would send it; a failing source stream
+        # raises from here, after the request was started
+        if isinstance(body, bytes):
+            request.body = body
+        elif body is not None:
             chunks = []
             while True:
                 chunk = body.read(65536)
                 if not chunk:
                     break
                 chunks.append(chunk)
-            data = b"".join(chunks)
-        request = Request(method, url, headers, data)
-        self.requests.append(request)
-        assert self.script, "unexpected request %r (script exhausted)" % request
-        want_method, want_prefix, answer = self.script.pop(0)
-        assert method == want_method and url.startswith(want_prefix), (
-            "expected %s %s..., got %r" % (want_method, want_prefix, request))
+            request.body = b"".join(chunks)
         if callable(answer) and not isinstance(answer, FakeResponse):
             answer = answer(request)
         if isinstance(answer, BaseException):

@@ -1,0 +1,932 @@
+# Copyright (c) dockyard.registry contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""RegistryClient against a scripted transport, HttpTransport against a local HTTP server,
+and the whole client against a real distribution registry process (``docker-registry``).
+
+Nothing sleeps for real: the client gets a fake ``sleep``/clock that records the waits.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.client
+import http.server
+import io
+import json
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from email.utils import formatdate
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from ansible_collections.dockyard.registry.plugins.module_utils._auth import Credentials
+from ansible_collections.dockyard.registry.plugins.module_utils._client import (
+    DOCKER_MANIFEST,
+    MANIFEST_MEDIA_TYPES,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    ConnectionDropped,
+    HttpTransport,
+    ManifestDescriptor,
+    RegistryClient,
+    parse_retry_after,
+    sha256_digest,
+)
+from ansible_collections.dockyard.registry.plugins.module_utils._errors import (
+    Denied,
+    DigestMismatch,
+    InvalidInput,
+    NotFound,
+    RegistryError,
+    ServerError,
+    TLSError,
+    Unauthorized,
+    Unreachable,
+    Unsupported,
+)
+from ansible_collections.dockyard.registry.plugins.module_utils._reference import parse_registry
+from ansible_collections.dockyard.registry.tests.unit.plugins.module_utils.fake_transport import (
+    FakeClock,
+    FakeResponse,
+    FakeTransport,
+    json_response,
+    registry_error,
+)
+
+BASE = "https://reg.example.com"
+REALM = "https://auth.example.com/token"
+PASSWORD = "pa55-SECRET-word"
+TOKEN = "tok-SECRET-1"
+BEARER = 'Bearer realm="%s",service="reg.example.com"' % REALM
+MANIFEST = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "layers": []}).encode()
+MANIFEST_DIGEST = sha256_digest(MANIFEST)
+BLOB = b"layer bytes " * 1000
+BLOB_DIGEST = sha256_digest(BLOB)
+
+
+def make_client(transport, credentials=None, clock=None, **kwargs):
+    clock = clock or FakeClock()
+    kwargs.setdefault("backoff", 0.5)
+    return RegistryClient(parse_registry("reg.example.com"), credentials, transport=transport,
+                          sleep=clock.sleep, clock=clock, wall_clock=clock, **kwargs), clock
+
+
+def ok(body=b"{}", headers=None, status=200):
+    all_headers = {"Content-Length": str(len(body))}
+    all_headers.update(headers or {})
+    return FakeResponse(status, all_headers, body)
+
+
+def manifest_ok(body=MANIFEST, media_type=OCI_MANIFEST, digest=MANIFEST_DIGEST):
+    headers = {"Content-Type": media_type}
+    if digest:
+        headers["Docker-Content-Digest"] = digest
+    return ok(body, headers)
+
+
+def head_ok():
+    return FakeResponse(200, {"Docker-Content-Digest": MANIFEST_DIGEST, "Content-Type": OCI_MANIFEST,
+                              "Content-Length": str(len(MANIFEST))})
+
+
+def token(value=TOKEN, **extra):
+    return json_response(200, dict(token=value, **extra))
+
+
+def challenge(header=BEARER):
+    return registry_error(401, "UNAUTHORIZED", "authentication required", {"WWW-Authenticate": header})
+
+
+def assert_no_secret(error):
+    texts = [str(error), repr(error), json.dumps(error.to_result())]
+    cause = error.__cause__ or error.__context__
+    if cause is not None:
+        texts.append(repr(cause))
+    for text in texts:
+        assert PASSWORD not in text and TOKEN not in text and "SECRET" not in text, text
+
+
+# --- auth ----------------------------------------------------------------------------------------
+
+def test_anonymous_requests_carry_no_authorization():
+    t = FakeTransport().expect("GET", BASE + "/v2/", ok())
+    client, _clock = make_client(t)
+    client.ping()
+    assert t.requests[0].header("Authorization") is None
+    assert t.requests[0].header("User-Agent") == "dockyard.registry"
+
+
+def test_basic_challenge_then_basic_sent_up_front():
+    basic = "Basic " + base64.b64encode(("alice:" + PASSWORD).encode()).decode()
+    t = (FakeTransport()
+         .expect("GET", BASE + "/v2/", challenge('Basic realm="Registry Realm"'))
+         .expect("GET", BASE + "/v2/", ok())
+         .expect("GET", BASE + "/v2/app/tags/list?n=1000", json_response(200, {"name": "app", "tags": ["1"]})))
+    client, _clock = make_client(t, Credentials("alice", PASSWORD))
+    client.ping()
+    assert client.tags("app") == ["1"]
+    assert [r.header("Authorization") for r in t.requests] == [None, basic, basic]
+
+
+def test_bearer_flow_reuses_the_token_for_the_same_scope():
+    t = (FakeTransport()
+         .expect("HEAD", BASE + "/v2/app/manifests/1", challenge(BEARER + ',scope="repository:app:pull"'))
+         .expect("GET", REALM, token(expires_in=300))
+         .expect("HEAD", BASE + "/v2/app/manifests/1", head_ok())
+         .expect("HEAD", BASE + "/v2/app/manifests/2", head_ok()))
+    client, _clock = make_client(t, Credentials("alice", PASSWORD))
+    assert client.manifest_head("app", "1") == ManifestDescriptor(MANIFEST_DIGEST, OCI_MANIFEST, len(MANIFEST))
+    assert client.manifest_head("app", "2").digest == MANIFEST_DIGEST
+    token_query = parse_qs(urlsplit(t.requests[1].url).query)
+    assert token_query["scope"] == ["repository:app:pull"]
+    assert token_query["service"] == ["reg.example.com"]
+    assert t.requests[2].header("Authorization") == "Bearer " + TOKEN
+    assert t.requests[3].header("Authorization") == "Bearer " + TOKEN
+    assert client.auth.token_requests == 1
+    assert t.done()
+
+
+def test_an_expired_token_is_renewed_before_the_request():
+    t = (FakeTransport()
+         .expect("HEAD", BASE + "/v2/app/manifests/1", challenge())
+         .expect("GET", REALM, token("first"))
+         .expect("HEAD", BASE + "/v2/app/manifests/1", head_ok())
+         .expect("GET", REALM, token("second"))
+         .expect("HEAD", BASE + "/v2/app/manifests/1", head_ok()))
+    client, clock = make_client(t)
+    client.manifest_head("app", "1")
+    clock.advance(61)  # no expires_in: 60 s
+    client.manifest_head("app", "1")
+    assert t.requests[-1].header("Authorization") == "Bearer second"
+    assert t.done()
+
+
+def test_one_refresh_on_401_then_success():
+    t = (FakeTransport()
+         .expect("HEAD", BASE + "/v2/app/manifests/1", challenge())
+         .expect("GET", REALM, token("first", expires_in=3600))
+         .expect("HEAD", BASE + "/v2/app/manifests/1", head_ok())
+         # the registry restarted with a new key: the cached token is refused once
+         .expect("HEAD", BASE + "/v2/app/manifests/1", challenge())
+         .expect("GET", REALM, token("second", expires_in=3600))
+         .expect("HEAD", BASE + "/v2/app/manifests/1", head_ok()))
+    client, _clock = make_client(t, Credentials("alice", PASSWORD))
+    client.manifest_head("app", "1")
+    client.manifest_head("app", "1")
+    assert [r.header("Authorization") for r in t.requests if r.url.startswith(BASE)] == [
+        None, "Bearer first", "Bearer first", "Bearer second"]
+    assert t.done()
+
+
+def test_only_one_refresh_then_unauthorized_without_secrets():
+    t = (FakeTransport()
+         .expect("GET", BASE + "/v2/app/manifests/1", challenge())
+         .expect("GET", REALM, token())
+         .expect("GET", BASE + "/v2/app/manifests/1", challenge()))
+    client, _clock = make_client(t, Credentials("alice", PASSWORD))
+    with pytest.raises(Unauthorized) as exc:
+        client.manifest_get("app", "1")
+    assert t.done()
+    message = str(exc.value)
+    assert "bad or missing credentials for reg.example.com" in message
+    assert "reg.example.com/app:1" in message
+    assert "dockyard.registry.registry_login" in message
+    assert exc.value.to_result()["error_kind"] == "unauthorized"
+    assert_no_secret(exc.value)
+    assert PASSWORD not in repr(client) and PASSWORD not in repr(client.credentials)
+
+
+def test_insufficient_scope_after_login_is_denied():
+    t = (FakeTransport()
+         .expect("PUT", BASE + "/v2/app/manifests/1", challenge(BEARER + ',scope="repository:app:pull,push"'))
+         .expect("GET", REALM, token())
+         .expect("PUT", BASE + "/v2/app/manifests/1",
+                 challenge(BEARER + ',scope="repository:app:pull,push",error="insufficient_scope"')))
+    client, _clock = make_client(t, Credentials("reader", PASSWORD))
+    with pytest.raises(Denied) as exc:
+        client.manifest_put("app", "1", MANIFEST, OCI_MANIFEST)
+    assert "lacks permission" in str(exc.value) and "reg.example.com/app:1" in str(exc.value)
+    assert_no_secret(exc.value)
+
+
+def test_mount_asks_for_both_repositories_in_one_token_request():
+    t = (FakeTransport()
+         .expect("POST", BASE + "/v2/dst/blobs/uploads/?mount=", challenge())
+         .expect("GET", REALM, token())
+         .expect("POST", BASE + "/v2/dst/blobs/uploads/?mount=", ok(b"", {"Location": "/v2/dst/blobs/" + BLOB_DIGEST},
+                                                                    status=201)))
+    client, _clock = make_client(t, Credentials("alice", PASSWORD))
+    assert client.blob_mount("dst", BLOB_DIGEST, "src") is True
+    query = parse_qs(urlsplit(t.requests[1].url).query)
+    assert query["scope"] == ["repository:dst:pull,push", "repository:src:pull"]
+    mount = parse_qs(urlsplit(t.requests[2].url).query)
+    assert mount == {"mount": [BLOB_DIGEST], "from": ["src"]}
+
+
+def test_refused_mount_cancels_the_upload_session_it_opened():
+    t = (FakeTransport()
+         .expect("POST", BASE + "/v2/dst/blobs/uploads/?mount=",
+                 ok(b"", {"Location": BASE + "/v2/dst/blobs/uploads/u1?_state=x"}, status=202))
+         .expect("DELETE", BASE + "/v2/dst/blobs/uploads/u1?_state=x", ok(b"", status=204)))
+    client, _clock = make_client(t)
+    assert client.blob_mount("dst", BLOB_DIGEST, "src") is False
+    assert t.done()
+
+
+# --- retries -------------------------------------------------------------------------------------
+
+def test_503_is_retried_with_growing_jittered_backoff():
+    t = (FakeTransport()
+         .expect("GET", BASE + "/v2/", registry_error(503, "UNAVAILABLE", "try later"))
+         .expect("GET", BASE + "/v2/", FakeResponse(502))
+         .expect("GET", BASE + "/v2/", ok()))
+    client, clock = make_client(t)
+    client.ping()
+    assert len(clock.sleeps) == 2
+    assert 0.25 <= clock.sleeps[0] <= 0.5
+    assert 0.5 <= clock.sleeps[1] <= 1.0
+
+
+def test_429_honours_retry_after_seconds():
+    t = (FakeTransport()
+         .expect("GET", BASE + "/v2/app/tags/list", registry_error(429, "TOOMANYREQUESTS", "slow down",
+                                                                   {"Retry-After": "7"}))
+         .expect("GET", BASE + "/v2/app/tags/list", json_response(200, {"tags": ["a"]})))
+    client, clock = make_client(t)
+    assert client.tags("app") == ["a"]
+    assert clock.sleeps == [7.0]
+
+
+def test_429_honours_retry_after_http_date():
+    now = 1_700_000_000.0
+    t = (FakeTransport()
+         .expect("GET", BASE + "/v2/", FakeResponse(429, {"Retry-After": formatdate(now + 30, usegmt=True)}))
+         .expect("GET", BASE + "/v2/", ok()))
+    client, clock = make_client(t, clock=FakeClock(now))
+    client.ping()
+    assert clock.sleeps == [30.0]
+
+
+def test_parse_retry_after():
+    assert parse_retry_after("12") == 12.0
+    assert parse_retry_after(None) is None
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after(formatdate(100.0, usegmt=True), lambda: 160.0) == 0.0
+
+
+def test_retries_are_bounded_in_count():
+    t = FakeTransport()
+    for _i in range(3):
+        t.expect("GET", BASE + "/v2/", registry_error(503, "UNAVAILABLE", "down"))
+    client, clock = make_client(t, retries=2)
+    with pytest.raises(ServerError) as exc:
+        client.ping()
+    assert len(clock.sleeps) == 2 and t.done()
+    assert "HTTP 503" in str(exc.value) and "reg.example.com" in str(exc.value)
+    assert "UNAVAILABLE: down" in str(exc.value)
+
+
+def test_retries_are_bounded_in_total_wait():
+    t = FakeTransport()
+    for _i in range(4):
+        t.expect("GET", BASE + "/v2/", FakeResponse(500))
+    client, clock = make_client(t, retries=10, backoff=4, max_retry_wait=10)
+    with pytest.raises(ServerError):
+        client.ping()
+    assert sum(clock.sleeps) <= 10
+    assert t.done()
+
+
+def test_retry_after_beyond_the_budget_gives_up_at_once():
+    t = FakeTransport().expect("GET", BASE + "/v2/", FakeResponse(429, {"Retry-After": "3600"}))
+    client, clock = make_client(t, max_retry_wait=60)
+    with pytest.raises(ServerError) as exc:
+        client.ping()
+    assert clock.sleeps == []
+    assert "429" in str(exc.value)
+
+
+def test_connection_refused_is_retried_then_unreachable():
+    t = FakeTransport()
+    for _i in range(3):
+        t.expect("GET", BASE + "/v2/", ConnectionRefusedError(111, "Connection refused"))
+    client, clock = make_client(t, retries=2)
+    with pytest.raises(Unreachable) as exc:
+        client.ping()
+    assert len(clock.sleeps) == 2
+    assert "connection refused: the registry is unreachable at https://reg.example.com" in str(exc.value)
+
+
+def test_timeouts_are_retried():
+    t = (FakeTransport()
+         .expect("GET", BASE + "/v2/", socket.timeout("timed out"))
+         .expect("GET", BASE + "/v2/", ok()))
+    client, clock = make_client(t)
+    client.ping()
+    assert len(clock.sleeps) == 1
+
+
+def test_dns_failure_is_not_retried():
+    t = FakeTransport().expect("GET", BASE + "/v2/", socket.gaierror(-2, "Name or service not known"))
+    client, clock = make_client(t)
+    with pytest.raises(Unreachable) as exc:
+        client.ping()
+    assert clock.sleeps == []
+    assert "cannot resolve reg.example.com: the registry is unreachable at https://reg.example.com" in str(exc.value)
+
+
+def test_untrusted_certificate_is_a_tls_error_with_the_fix():
+    error = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    error.verify_message = "self-signed certificate in certificate chain"
+    t = FakeTransport().expect("GET", BASE + "/v2/", error)
+    client, clock = make_client(t)
+    with pytest.raises(TLSError) as exc:
+        client.ping()
+    assert clock.sleeps == []
+    assert "self-signed certificate" in str(exc.value)
+    assert "give ca_cert or trust the CA (or validate_certs=false)" in str(exc.value)
+
+
+def test_https_to_a_plain_http_registry_says_to_write_http():
+    error = ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number")
+    error.reason = "WRONG_VERSION_NUMBER"
+    t = FakeTransport().expect("GET", BASE + "/v2/", error)
+    client, _clock = make_client(t)
+    with pytest.raises(TLSError) as exc:
+        client.ping()
+    assert "write it as http://reg.example.com" in str(exc.value)
+
+
+def test_a_dropped_keepalive_connection_is_retried_at_once():
+    t = (FakeTransport()
+         .expect("GET", BASE + "/v2/", ConnectionDropped("closed"))
+         .expect("GET", BASE + "/v2/", ok()))
+    client, clock = make_client(t)
+    client.ping()
+    assert clock.sleeps == []
+
+
+# --- pagination ----------------------------------------------------------------------------------
+
+def test_tags_follow_link_pages():
+    t = (FakeTransport()
+         .expect("GET", BASE + "/v2/team/app/tags/list?n=2",
+                 json_response(200, {"tags": ["a", "b"]},
+                               {"Link": '</v2/team/app/tags/list?last=b&n=2>; rel="next"'}))
+         .expect("GET", BASE + "/v2/team/app/tags/list?last=b&n=2",
+                 json_response(200, {"tags": ["c", "d"]},
+                               {"Link": '<%s/v2/team/app/tags/list?last=d&n=2>; rel="next"' % BASE}))
+         .expect("GET", BASE + "/v2/team/app/tags/list?last=d&n=2", json_response(200, {"tags": ["e"]})))
+    client, _clock = make_client(t, page_size=2)
+    assert client.tags("team/app") == ["a", "b", "c", "d", "e"]
+    assert t.done()
+
+
+def test_catalog_follows_link_pages_and_asks_for_the_catalog_scope():
+    t = (FakeTransport()
+         .expect("GET", BASE + "/v2/_catalog?n=1000", challenge())
+         .expect("GET", REALM, token())
+         .expect("GET", BASE + "/v2/_catalog?n=1000",
+                 json_response(200, {"repositories": ["a"]}, {"Link": '</v2/_catalog?last=a&n=1000>; rel="next"'}))
+         .expect("GET", BASE + "/v2/_catalog?last=a&n=1000", json_response(200, {"repositories": ["b"]})))
+    client, _clock = make_client(t)
+    assert client.catalog() == ["a", "b"]
+    assert parse_qs(urlsplit(t.requests[1].url).query)["scope"] == ["registry:catalog:*"]
+
+
+def test_empty_tag_list_is_an_empty_list():
+    t = FakeTransport().expect("GET", BASE + "/v2/app/tags/list", json_response(200, {"name": "app", "tags": None}))
+    client, _clock = make_client(t)
+    assert client.tags("app") == []
+
+
+# --- error mapping -------------------------------------------------------------------------------
+
+ERROR_CASES = [
+    ("manifest_get", ("app", "1"), "GET", registry_error(404, "MANIFEST_UNKNOWN", "manifest unknown"),
+     NotFound, ["reg.example.com/app:1 not found on reg.example.com: check the name and tag",
+                "MANIFEST_UNKNOWN: manifest unknown"]),
+    ("tags", ("nope",), "GET", registry_error(404, "NAME_UNKNOWN", "repository name not known to registry"),
+     NotFound, ["reg.example.com/nope not found", "check the name and tag"]),
+    ("manifest_get", ("app", "1"), "GET", registry_error(403, "DENIED", "requested access to the resource is denied"),
+     Denied, ["reg.example.com/app:1", "the account lacks permission"]),
+    ("manifest_get", ("app", "1"), "GET", FakeResponse(403, {}, b"forbidden"), Denied, ["lacks permission"]),
+    ("manifest_delete", ("app", MANIFEST_DIGEST), "DELETE",
+     registry_error(405, "UNSUPPORTED", "The operation is unsupported."), Unsupported,
+     ["deletion is disabled on reg.example.com: set storage.delete.enabled: true "
+      "(REGISTRY_STORAGE_DELETE_ENABLED=true)", "reg.example.com/app@" + MANIFEST_DIGEST]),
+    ("manifest_get", ("app", "1"), "GET", FakeResponse(401, {}, b""), Unauthorized,
+     ["bad or missing credentials for reg.example.com", "reg.example.com/app:1"]),
+    ("manifest_put", ("app", "1", MANIFEST, OCI_MANIFEST), "PUT",
+     registry_error(400, "MANIFEST_BLOB_UNKNOWN", "blob unknown to registry"), InvalidInput,
+     ["refused to push reg.example.com/app:1 (HTTP 400)", "MANIFEST_BLOB_UNKNOWN"]),
+    ("manifest_get", ("app", "1"), "GET", FakeResponse(501, {}, b""), ServerError,
+     ["reg.example.com failed to read reg.example.com/app:1 (HTTP 501)"]),
+]
+
+
+@pytest.mark.parametrize("method,args,verb,response,error,texts", ERROR_CASES)
+def test_error_mapping(method, args, verb, response, error, texts):
+    t = FakeTransport().expect(verb, BASE + "/v2/", response)
+    client, _clock = make_client(t, Credentials("alice", PASSWORD))
+    with pytest.raises(error) as exc:
+        getattr(client, method)(*args)
+    for text in texts:
+        assert text in str(exc.value)
+    assert exc.value.registry == "reg.example.com"
+    assert_no_secret(exc.value)
+
+
+def test_http_to_an_https_server_is_explained():
+    t = FakeTransport().expect("GET", "http://reg.example.com:5000/v2/",
+                               FakeResponse(400, {}, b"Client sent an HTTP request to an HTTPS server.\n"))
+    client = RegistryClient(parse_registry("http://reg.example.com:5000"), transport=t)
+    with pytest.raises(InvalidInput) as exc:
+        client.ping()
+    assert "write the registry as reg.example.com:5000" in str(exc.value)
+
+
+def test_secrets_never_reach_messages_even_from_the_token_server():
+    t = (FakeTransport()
+         .expect("GET", BASE + "/v2/", challenge())
+         .expect("GET", REALM, json_response(401, {"details": "bad password " + PASSWORD})))
+    client, _clock = make_client(t, Credentials("alice", PASSWORD))
+    with pytest.raises(Unauthorized) as exc:
+        client.ping()
+    assert_no_secret(exc.value)
+
+
+# --- manifests -----------------------------------------------------------------------------------
+
+def test_manifest_head_without_digest_header_computes_it_from_a_get():
+    t = (FakeTransport()
+         .expect("HEAD", BASE + "/v2/app/manifests/1", FakeResponse(200, {"Content-Type": OCI_MANIFEST}))
+         .expect("GET", BASE + "/v2/app/manifests/1", manifest_ok(digest=None)))
+    client, _clock = make_client(t)
+    assert client.manifest_head("app", "1") == ManifestDescriptor(MANIFEST_DIGEST, OCI_MANIFEST, len(MANIFEST))
+    for request in t.requests:
+        accept = request.header("Accept")
+        assert all(media_type in accept for media_type in MANIFEST_MEDIA_TYPES)
+
+
+def test_manifest_head_missing_is_none():
+    t = FakeTransport().expect("HEAD", BASE + "/v2/app/manifests/1", FakeResponse(404))
+    client, _clock = make_client(t)
+    assert client.manifest_head("app", "1") is None
+
+
+def test_manifest_get_by_digest_verifies_the_content():
+    other = sha256_digest(b"something else")
+    t = FakeTransport().expect("GET", BASE + "/v2/app/manifests/" + other, manifest_ok(digest=other))
+    client, _clock = make_client(t)
+    with pytest.raises(DigestMismatch) as exc:
+        client.manifest_get("app", other)
+    assert MANIFEST_DIGEST in str(exc.value)
+
+
+def test_manifest_get_by_tag_checks_the_registry_digest():
+    t = FakeTransport().expect("GET", BASE + "/v2/app/manifests/1", manifest_ok(digest=sha256_digest(b"x")))
+    client, _clock = make_client(t)
+    with pytest.raises(DigestMismatch):
+        client.manifest_get("app", "1")
+
+
+def test_manifest_get_media_type_from_the_body_when_the_header_is_generic():
+    index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}).encode()
+    t = FakeTransport().expect("GET", BASE + "/v2/app/manifests/1",
+                               ok(index, {"Content-Type": "application/json"}))
+    client, _clock = make_client(t)
+    manifest = client.manifest_get("app", "1")
+    assert manifest.media_type == OCI_INDEX
+    assert manifest.digest == sha256_digest(index)
+    assert manifest.json()["manifests"] == []
+
+
+def test_manifest_put_sends_bytes_and_returns_the_digest():
+    t = FakeTransport().expect("PUT", BASE + "/v2/app/manifests/v1",
+                               ok(b"", {"Docker-Content-Digest": MANIFEST_DIGEST}, status=201))
+    client, _clock = make_client(t)
+    assert client.manifest_put("app", "v1", MANIFEST, DOCKER_MANIFEST) == MANIFEST_DIGEST
+    assert t.requests[0].body == MANIFEST
+    assert t.requests[0].header("Content-Type") == DOCKER_MANIFEST
+
+
+def test_manifest_put_under_a_wrong_digest_is_refused_locally():
+    client, _clock = make_client(FakeTransport())
+    with pytest.raises(DigestMismatch):
+        client.manifest_put("app", sha256_digest(b"other"), MANIFEST, OCI_MANIFEST)
+
+
+# --- blobs ---------------------------------------------------------------------------------------
+
+def test_blob_head():
+    t = (FakeTransport()
+         .expect("HEAD", BASE + "/v2/app/blobs/" + BLOB_DIGEST, FakeResponse(200, {"Content-Length": "12000"}))
+         .expect("HEAD", BASE + "/v2/app/blobs/" + BLOB_DIGEST, FakeResponse(404)))
+    client, _clock = make_client(t)
+    assert client.blob_head("app", BLOB_DIGEST) == 12000
+    assert client.blob_head("app", BLOB_DIGEST) is None
+
+
+def test_blob_redirect_to_storage_drops_authorization():
+    t = (FakeTransport()
+         .expect("GET", BASE + "/v2/app/blobs/", challenge('Basic realm="r"'))
+         .expect("GET", BASE + "/v2/app/blobs/", FakeResponse(307, {"Location": "/v2/app/blobs/local"}))
+         .expect("GET", BASE + "/v2/app/blobs/local",
+                 FakeResponse(302, {"Location": "https://storage.example.com/b?sig=1"}))
+         .expect("GET", "https://storage.example.com/b?sig=1", ok(BLOB)))
+    client, _clock = make_client(t, Credentials("alice", PASSWORD))
+    assert client.blob_get("app", BLOB_DIGEST) == BLOB
+    auth = [r.header("Authorization") for r in t.requests]
+    assert auth[1] is not None and auth[2] == auth[1]  # same host: kept
+    assert auth[3] is None  # another host: dropped
+
+
+def test_blob_stream_verifies_digest_and_length():
+    t = (FakeTransport()
+         .expect("GET", BASE + "/v2/app/blobs/", ok(b"tampered"))
+         .expect("GET", BASE + "/v2/app/blobs/", FakeResponse(200, {"Content-Length": str(len(BLOB))}, BLOB,
+                                                               cut_after=100)))
+    client, _clock = make_client(t)
+    with pytest.raises(DigestMismatch) as exc:
+        client.blob_get("app", BLOB_DIGEST)
+    assert "reg.example.com/app@" + BLOB_DIGEST in str(exc.value)
+    stream = client.blob_open("app", BLOB_DIGEST)
+    assert stream.read(100) == BLOB[:100]
+    with pytest.raises(Unreachable) as exc:
+        stream.read(100)
+    assert "broke off after 100 bytes" in str(exc.value)
+    assert t.responses[-1].closed
+
+
+def upload_script(t, location="/v2/app/blobs/uploads/u1?_state=abc", put=None):
+    t.expect("POST", BASE + "/v2/app/blobs/uploads/", ok(b"", {"Location": location}, status=202))
+    t.expect("PUT", BASE + "/v2/app/blobs/uploads/u1", put or ok(b"", status=201))
+    return t
+
+
+def test_blob_upload_streams_the_body_with_its_length():
+    t = upload_script(FakeTransport())
+    client, _clock = make_client(t)
+    client.blob_upload("app", BLOB_DIGEST, io.BytesIO(BLOB), len(BLOB))
+    put = t.requests[1]
+    query = parse_qs(urlsplit(put.url).query)
+    assert query == {"_state": ["abc"], "digest": [BLOB_DIGEST]}
+    assert put.body == BLOB
+    assert put.header("Content-Length") == str(len(BLOB))
+    assert put.header("Content-Type") == "application/octet-stream"
+
+
+def test_blob_upload_retry_restarts_the_session_and_reopens_the_source():
+    t = FakeTransport()
+    upload_script(t, put=registry_error(503, "UNAVAILABLE", "busy"))
+    upload_script(t)
+    opened = []
+
+    def open_stream():
+        opened.append(io.BytesIO(BLOB))
+        return opened[-1]
+
+    client, clock = make_client(t)
+    client.blob_upload("app", BLOB_DIGEST, None, len(BLOB), open_stream=open_stream)
+    assert len(opened) == 2 and all(s.closed for s in opened)
+    assert [r.method for r in t.requests] == ["POST", "PUT", "POST", "PUT"]
+    assert t.requests[3].body == BLOB
+    assert len(clock.sleeps) == 1
+
+
+def test_blob_upload_rewinds_a_seekable_stream():
+    t = FakeTransport()
+    upload_script(t, put=ConnectionResetError(104, "reset"))
+    upload_script(t)
+    source = io.BytesIO(b"junk" + BLOB)
+    source.seek(4)
+    client, _clock = make_client(t)
+    client.blob_upload("app", BLOB_DIGEST, source, len(BLOB))
+    assert t.requests[3].body == BLOB
+    assert not source.closed  # a stream the caller gave is the caller's to close
+
+
+class BrokenSource(io.RawIOBase):
+    """A source whose download breaks off after ``good`` bytes."""
+
+    def __init__(self, data, good):
+        super().__init__()
+        self.data = io.BytesIO(data)
+        self.good = good
+
+    def readable(self):
+        return True
+
+    def read(self, amt=-1):
+        if self.data.tell() >= self.good:
+            raise http.client.IncompleteRead(b"", 10)
+        return self.data.read(min(amt, self.good - self.data.tell()))
+
+
+def test_a_cut_source_restarts_the_upload_from_a_fresh_stream():
+    t = FakeTransport()
+    t.expect("POST", BASE + "/v2/app/blobs/uploads/", ok(b"", {"Location": "/v2/app/blobs/uploads/u1"}, status=202))
+    t.expect("PUT", BASE + "/v2/app/blobs/uploads/u1", ok(b"", status=201))  # never answered: the body breaks
+    upload_script(t)
+    sources = [BrokenSource(BLOB, 500), io.BytesIO(BLOB)]
+    client, _clock = make_client(t)
+    client.blob_upload("app", BLOB_DIGEST, None, len(BLOB), open_stream=lambda: sources.pop(0))
+    assert t.requests[-1].body == BLOB
+    assert not sources
+
+
+def test_a_failed_upload_from_a_pipe_cannot_be_retried():
+    t = upload_script(FakeTransport(), put=FakeResponse(503))
+
+    class Pipe(io.RawIOBase):
+        def readable(self):
+            return True
+
+        def seekable(self):
+            return False
+
+        def read(self, amt=-1):
+            return b"x" * 10 if amt else b""
+
+    client, _clock = make_client(t)
+    with pytest.raises(Unreachable) as exc:
+        client.blob_upload("app", sha256_digest(b"x" * 10), Pipe(), 10)
+    assert "cannot be rewound" in str(exc.value)
+
+
+def test_a_short_source_is_an_error_not_a_hang():
+    t = FakeTransport()
+    for _i in range(2):
+        t.expect("POST", BASE + "/v2/app/blobs/uploads/", ok(b"", {"Location": "/v2/app/blobs/uploads/u1"},
+                                                              status=202))
+        t.expect("PUT", BASE + "/v2/app/blobs/uploads/u1", ok(b"", status=201))
+    client, _clock = make_client(t, retries=1)
+    with pytest.raises(Unreachable) as exc:
+        client.blob_upload("app", BLOB_DIGEST, None, len(BLOB) + 5, open_stream=lambda: io.BytesIO(BLOB))
+    assert "ended 5 bytes early" in str(exc.value)
+
+
+def test_digest_invalid_on_upload_is_a_digest_mismatch():
+    t = upload_script(FakeTransport(), put=registry_error(400, "DIGEST_INVALID", "provided digest did not match"))
+    client, _clock = make_client(t)
+    with pytest.raises(DigestMismatch) as exc:
+        client.blob_upload("app", BLOB_DIGEST, io.BytesIO(BLOB), len(BLOB))
+    assert "does not match its digest" in str(exc.value)
+
+
+# --- TLS settings --------------------------------------------------------------------------------
+
+def test_unreadable_ca_cert_is_invalid_input(tmp_path):
+    with pytest.raises(InvalidInput) as exc:
+        RegistryClient(parse_registry("reg.example.com"), ca_cert=str(tmp_path / "missing.crt"))
+    assert "missing.crt" in str(exc.value)
+    bogus = tmp_path / "bogus.crt"
+    bogus.write_text("not a certificate")
+    with pytest.raises(InvalidInput):
+        RegistryClient(parse_registry("reg.example.com"), ca_cert=str(bogus))
+    with pytest.raises(InvalidInput):
+        RegistryClient(parse_registry("reg.example.com"), client_key=str(bogus))
+
+
+# --- HttpTransport against a real local HTTP server ----------------------------------------------
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    connections = []  # type: list
+    drop_after_response = False
+
+    def setup(self):
+        super().setup()
+        type(self).connections.append(self.client_address)
+
+    def log_message(self, *args):
+        pass
+
+    def _answer(self, body):
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Type", "application/octet-stream")
+        self.end_headers()
+        self.wfile.write(body)
+        if type(self).drop_after_response:
+            # close without "Connection: close", as a server does with an idle keep-alive connection
+            self.close_connection = True
+
+    def do_GET(self):
+        size = int(parse_qs(urlsplit(self.path).query).get("size", ["2"])[0])
+        self._answer(b"x" * size)
+
+    def do_PUT(self):
+        length = int(self.headers["Content-Length"])
+        digest = hashlib.sha256()
+        while length:
+            chunk = self.rfile.read(min(length, 65536))
+            digest.update(chunk)
+            length -= len(chunk)
+        self._answer(digest.hexdigest().encode())
+
+
+@pytest.fixture
+def http_server():
+    _Handler.connections = []
+    _Handler.drop_after_response = False
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield "http://127.0.0.1:%d" % server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def _plain_client(url, **kwargs):
+    clock = FakeClock()
+    return RegistryClient(parse_registry(url), sleep=clock.sleep, clock=clock, **kwargs), clock
+
+
+def test_http_transport_keeps_one_connection_per_thread(http_server):
+    client, _clock = _plain_client(http_server)
+    for _i in range(20):
+        client.ping()
+    assert len(_Handler.connections) == 1
+
+    def worker():
+        for _i in range(5):
+            client.ping()
+
+    threads = [threading.Thread(target=worker) for _i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(_Handler.connections) == 3  # one more per worker thread
+
+
+def test_http_transport_reconnects_when_the_server_dropped_the_connection(http_server):
+    _Handler.drop_after_response = True
+    client, clock = _plain_client(http_server)
+    for _i in range(5):
+        client.ping()
+    assert clock.sleeps == []
+    assert len(_Handler.connections) == 5
+
+
+def test_http_transport_discards_a_half_read_connection_and_reuses_a_drained_one(http_server):
+    transport = HttpTransport()
+    response = transport.request("GET", http_server + "/x?size=100000", {}, None, 10)
+    assert len(response.read(10)) == 10
+    response.close()
+    response = transport.request("GET", http_server + "/x?size=10", {}, None, 10)
+    assert response.read() == b"x" * 10
+    response.close()
+    response = transport.request("GET", http_server + "/x?size=10", {}, None, 10)
+    response.read()
+    response.close()
+    assert len(_Handler.connections) == 2
+    transport.close()
+
+
+def test_http_transport_streams_an_upload_body(http_server):
+    data = os.urandom(3 * 1024 * 1024 + 3)
+    transport = HttpTransport()
+    response = transport.request("PUT", http_server + "/up", {"Content-Length": str(len(data))},
+                                 io.BytesIO(data), 10)
+    assert response.read().decode() == hashlib.sha256(data).hexdigest()
+    response.close()
+
+
+def test_connection_refused_for_real():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    client, clock = _plain_client("http://127.0.0.1:%d" % port, retries=2)
+    with pytest.raises(Unreachable) as exc:
+        client.ping()
+    assert "the registry is unreachable at http://127.0.0.1:%d" % port in str(exc.value)
+    assert len(clock.sleeps) == 2
+
+
+# --- a real distribution registry ----------------------------------------------------------------
+
+REGISTRY_BIN = shutil.which("docker-registry") or shutil.which("registry")
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _start_registry(tmp_path_factory, name, extra_config=""):
+    root = tmp_path_factory.mktemp(name)
+    port = _free_port()
+    config = root / "config.yml"
+    config.write_text(
+        "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\n"
+        "  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:%d\n%s" % (root / "data", port, extra_config))
+    process = subprocess.Popen([REGISTRY_BIN, "serve", str(config)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    url = "http://127.0.0.1:%d" % port
+    for _i in range(200):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            if process.poll() is not None:
+                pytest.fail("docker-registry exited with %s" % process.returncode)
+            time.sleep(0.05)
+    return process, url
+
+
+@pytest.fixture(scope="module")
+def real_registry(tmp_path_factory):
+    if not REGISTRY_BIN:
+        pytest.skip("the docker-registry binary (Debian package docker-registry) is not installed")
+    process, url = _start_registry(tmp_path_factory, "registry")
+    yield url
+    process.terminate()
+    process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def basic_registry(tmp_path_factory):
+    if not REGISTRY_BIN:
+        pytest.skip("the docker-registry binary (Debian package docker-registry) is not installed")
+    bcrypt = pytest.importorskip("bcrypt")
+    htpasswd = tmp_path_factory.mktemp("htpasswd") / "htpasswd"
+    htpasswd.write_bytes(b"alice:" + bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(5)) + b"\n")
+    process, url = _start_registry(tmp_path_factory, "basic", "auth:\n  htpasswd:\n    realm: test\n"
+                                                                "    path: %s\n" % htpasswd)
+    yield url
+    process.terminate()
+    process.wait(10)
+
+
+def _push_image(client, repository, tag, layer):
+    config = json.dumps({"architecture": "amd64", "os": "linux",
+                         "rootfs": {"type": "layers", "diff_ids": [sha256_digest(layer)]}}).encode()
+    for blob in (layer, config):
+        if client.blob_head(repository, sha256_digest(blob)) is None:
+            client.blob_upload(repository, sha256_digest(blob), io.BytesIO(blob), len(blob))
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256_digest(config),
+                   "size": len(config)},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": sha256_digest(layer),
+                    "size": len(layer)}]}, indent=1).encode()
+    return manifest, client.manifest_put(repository, tag, manifest, OCI_MANIFEST)
+
+
+def test_real_registry_round_trip(real_registry):
+    client, _clock = _plain_client(real_registry, page_size=7)
+    client.ping()
+    layer = os.urandom(2 * 1024 * 1024 + 1)
+    manifest, digest = _push_image(client, "team/app", "v1", layer)
+    assert digest == sha256_digest(manifest)
+    assert client.manifest_head("team/app", "v1") == ManifestDescriptor(digest, OCI_MANIFEST, len(manifest))
+    fetched = client.manifest_get("team/app", digest)
+    assert fetched.raw == manifest  # byte-exact, so the digest is preserved
+    assert client.blob_head("team/app", sha256_digest(layer)) == len(layer)
+    assert client.blob_get("team/app", sha256_digest(layer)) == layer
+    # mount into another repository, then tag it there by digest
+    assert client.blob_mount("team/copy", sha256_digest(layer), "team/app") is True
+    assert client.blob_mount("team/copy", sha256_digest(b"never pushed"), "team/app") is False
+    for i in range(15):
+        client.manifest_put("team/app", "t%02d" % i, manifest, OCI_MANIFEST)
+    assert sorted(client.tags("team/app")) == sorted(["v1"] + ["t%02d" % i for i in range(15)])
+    assert "team/app" in client.catalog()
+    client.manifest_delete("team/app", digest)
+    assert client.manifest_head("team/app", "v1") is None
+    with pytest.raises(NotFound) as exc:
+        client.manifest_get("team/app", "v1")
+    assert "MANIFEST_UNKNOWN" in str(exc.value)
+    with pytest.raises(NotFound):
+        client.tags("nobody/here")
+
+
+def test_real_registry_basic_auth(basic_registry):
+    client, _clock = _plain_client(basic_registry, credentials=Credentials("alice", PASSWORD))
+    client.ping()
+    _manifest, digest = _push_image(client, "app", "1", b"small layer")
+    assert client.manifest_head("app", "1").digest == digest
+    wrong, _clock = _plain_client(basic_registry, credentials=Credentials("alice", "wrong-SECRET"))
+    with pytest.raises(Unauthorized) as exc:
+        wrong.ping()
+    assert "SECRET" not in str(exc.value)
+    anonymous, _clock = _plain_client(basic_registry)
+    with pytest.raises(Unauthorized):
+        anonymous.manifest_head("app", "1")
+
+
+def test_registry_error_base_is_caught_by_modules():
+    assert issubclass(Unreachable, RegistryError) and issubclass(TLSError, RegistryError)
