@@ -26,7 +26,7 @@ description:
     single file keeps pointing at the old inode after the atomic rename.
   - The password is never returned, logged or shown in diffs. Diffs list user names only.
 author:
-  - dockyard.registry contributors
+  - dockyard.registry contributors (@dockyard)
 requirements:
   - bcrypt (the Python library, on the host that runs the module; only needed for O(state=present))
 options:
@@ -381,8 +381,8 @@ def run(module: AnsibleModule) -> dict:
 
     msg = _MESSAGES[change.action] % name
     if change.duplicates_removed and change.action != "deduplicated":
-        msg += " and removed %d duplicate entr%s" % (change.duplicates_removed,
-                                                    "y" if change.duplicates_removed == 1 else "ies")
+        extra = change.duplicates_removed
+        msg += " and removed %d duplicate entr%s" % (extra, "y" if extra == 1 else "ies")
     if creating and change.changed:
         msg += " (created %s)" % path
     result.update(changed=changed, created_file=creating and change.changed, action=change.action, msg=msg)
