@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Run the integration targets against real registries (make integration).
+#
+# Starts the harness (tests/integration/harness/registries.py up), which writes
+# tests/integration/integration_config.yml INSIDE the installed collection, runs
+# `ansible-test integration` from the installed collection, and always tears the
+# harness down again. TARGETS selects targets (default: all). The ports are fixed,
+# so runs on one machine are serialised with a lock file.
+#
+# Environment: ANSIBLE_COLLECTIONS_PATH (set by the Makefile), TARGETS, DOCKYARD_IT_DIR
+# (scratch dir, default /tmp/dockyard-it), DOCKYARD_IT_KEEP=1 (leave the harness up
+# afterwards, for debugging), ANSIBLE_TEST_PY (default 3.11), CI (when set, also remove
+# every dockyard.test=1 container first with hack/clean-containers.sh).
+set -uo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+collections=${ANSIBLE_COLLECTIONS_PATH:-$here/.build/collections}
+collections=${collections%%:*}
+coll_dir=$collections/ansible_collections/dockyard/registry
+workdir=${DOCKYARD_IT_DIR:-/tmp/dockyard-it}
+py=${ANSIBLE_TEST_PY:-3.11}
+targets=${TARGETS:-}
+
+if [ ! -d "$coll_dir" ]; then
+  echo "error: the collection is not installed in $coll_dir (run make install first)" >&2
+  exit 2
+fi
+harness=$coll_dir/tests/integration/harness/registries.py
+config=$coll_dir/tests/integration/integration_config.yml
+python=$(command -v python3)
+
+# One harness per machine: its ports are fixed.
+exec 9>"${DOCKYARD_IT_LOCK:-/tmp/dockyard-it.lock}"
+if ! flock -n 9; then
+  echo "==> another integration run holds ${DOCKYARD_IT_LOCK:-/tmp/dockyard-it.lock}; waiting for it" >&2
+  flock 9
+fi
+
+if [ -n "${CI:-}" ]; then
+  # Containers of earlier runs come back with their restart policy when dockerd starts.
+  "$here/hack/clean-containers.sh"
+fi
+
+teardown() {
+  if [ "${DOCKYARD_IT_KEEP:-0}" = 1 ]; then
+    echo "==> DOCKYARD_IT_KEEP=1: harness left running; variables in $config" >&2
+    echo "    stop it with: $python $harness down --config $config --workdir $workdir" >&2
+  else
+    "$python" "$harness" down --config "$config" --workdir "$workdir" || true
+  fi
+}
+trap teardown EXIT
+trap 'exit 130' INT TERM
+
+started=$(date +%s)
+echo "==> integration harness up (workdir $workdir)"
+if ! "$python" "$harness" up --config "$config" --workdir "$workdir"; then
+  echo "==> integration: FAILED (the harness did not come up; see $workdir/logs and docker logs dockyard-it-*)" >&2
+  exit 1
+fi
+
+echo "==> ansible-test integration ${targets:-(all targets)}"
+cd "$coll_dir" || exit 2
+# shellcheck disable=SC2086  # TARGETS is a space-separated list of target names
+ansible-test integration --local --python "$py" --color no $targets
+rc=$?
+elapsed=$(( $(date +%s) - started ))
+
+echo
+echo "==> integration summary"
+echo "    targets:  ${targets:-all}"
+echo "    duration: ${elapsed}s"
+echo "    results:  $coll_dir/tests/output/"
+if [ "$rc" -eq 0 ]; then
+  echo "==> integration: PASSED"
+else
+  echo "==> integration: FAILED (ansible-test exit code $rc)"
+fi
+exit "$rc"
