@@ -37,7 +37,7 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Only the plan is made (C(HEAD) requests and tag lists); RV(copied), RV(skipped) and RV(pruned)
+    details: Only the plan is made (C(HEAD) requests and tag lists); RV(copied), RV(skipped_images) and RV(pruned)
       tell what a real run would do.
   diff_mode:
     support: full
@@ -216,8 +216,10 @@ copied:
   type: list
   elements: str
   sample: ["mirror.example.com:5000/team/app:1.4.2"]
-skipped:
-  description: Destination references that already had the source digest.
+skipped_images:
+  description:
+    - Destination references that already had the source digest (nothing was read or written for them).
+    - Not called C(skipped), which Ansible reads as the task status.
   returned: always
   type: list
   elements: str
@@ -232,6 +234,7 @@ failed_images:
   description:
     - What failed, one entry per destination reference (or per source repository whose tags could not be listed).
     - The task fails when this is not empty; the entries are returned with the failure.
+    - Not called C(failed), which Ansible reads as the task status.
   returned: always
   type: list
   elements: dict
@@ -422,7 +425,9 @@ class RegistrySync:
         if stop_early:
             result.copied, result.pruned = [], []
         output = result.as_dict()
+        # "failed" and "skipped" are task status keys for Ansible: a list there would mark the task
         output["failed_images"] = listing_failures + output.pop("failed")
+        output["skipped_images"] = output.pop("skipped")
         output["duration"] = round(time.monotonic() - started, 3)
         output["changed"] = result.changed
         if self.diff:
