@@ -285,11 +285,11 @@ class HttpTransport(Transport):
         if scheme == "https":
             if proxy:
                 conn = _HTTPSConnection(proxy[0], proxy[1], timeout=timeout, context=self._ssl_context,
-                                                   blocksize=self._block_size)
+                                        blocksize=self._block_size)
                 conn.set_tunnel(host, port or 443, headers=proxy[2])
             else:
                 conn = _HTTPSConnection(host, port or 443, timeout=timeout, context=self._ssl_context,
-                                                   blocksize=self._block_size)
+                                        blocksize=self._block_size)
             return conn, None
         if proxy:
             conn = _HTTPConnection(proxy[0], proxy[1], timeout=timeout, blocksize=self._block_size)
