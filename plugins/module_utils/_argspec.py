@@ -51,8 +51,11 @@ def connection_argument_spec(prefix: str = "") -> dict:
 
 
 def connection_required_together(prefix: str = "") -> list:
-    """``required_together`` entries for the connection options of one side."""
-    return [[prefix + "client_cert", prefix + "client_key"]]
+    """``required_together`` entries for the connection options of one side.
+
+    ``client_cert`` may hold the key too (one PEM file), so only user and password are paired.
+    """
+    return [[prefix + "username", prefix + "password"]]
 
 
 def credentials_from_params(params: dict, registry, prefix: str = "") -> Credentials | None:

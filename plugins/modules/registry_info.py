@@ -19,7 +19,7 @@ description:
   - Catalog and tag lists follow C(Link) pagination, so repositories with more tags than one page hold are
     listed completely.
 author:
-  - dockyard.registry contributors
+  - dockyard.registry contributors (@dockyard)
 options:
   registry:
     description:

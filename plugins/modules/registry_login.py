@@ -22,7 +22,7 @@ description:
   - O(state=absent) logs out - it removes the entry from the file and erases the secret from the credential helper.
   - Does not need a Docker daemon.
 author:
-  - dockyard.registry contributors
+  - dockyard.registry contributors (@dockyard)
 options:
   registry:
     description:
