@@ -828,13 +828,13 @@ def _free_port():
         return sock.getsockname()[1]
 
 
-def _start_registry(tmp_path_factory, name, extra_config=""):
+def _start_registry(tmp_path_factory, name, extra_config="", tls_config=""):
     root = tmp_path_factory.mktemp(name)
     port = _free_port()
     config = root / "config.yml"
     config.write_text(
         "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\n"
-        "  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:%d\n%s" % (root / "data", port, extra_config))
+        "  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:%d\n%s%s" % (root / "data", port, tls_config, extra_config))
     process = subprocess.Popen([REGISTRY_BIN, "serve", str(config)], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     url = "http://127.0.0.1:%d" % port
@@ -931,3 +931,92 @@ def test_real_registry_basic_auth(basic_registry):
 
 def test_registry_error_base_is_caught_by_modules():
     assert issubclass(Unreachable, RegistryError) and issubclass(TLSError, RegistryError)
+
+
+def _make_pki(directory):
+    """A CA, a server certificate for localhost/127.0.0.1 and a client certificate."""
+    x509 = pytest.importorskip("cryptography.x509")
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    import datetime
+    import ipaddress
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def name(common_name):
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+    def write(stem, key, cert):
+        (directory / (stem + ".key")).write_bytes(key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        (directory / (stem + ".crt")).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        return str(directory / (stem + ".crt")), str(directory / (stem + ".key"))
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (x509.CertificateBuilder().subject_name(name("dockyard test CA")).issuer_name(name("dockyard test CA"))
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                       data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                       crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+          .sign(ca_key, hashes.SHA256()))
+    paths = {"ca": write("ca", ca_key, ca)[0]}
+    for stem, usage, sans in (("server", ExtendedKeyUsageOID.SERVER_AUTH,
+                               [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                              ("client", ExtendedKeyUsageOID.CLIENT_AUTH, [x509.DNSName("client")])):
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (x509.CertificateBuilder().subject_name(name(stem)).issuer_name(ca.subject)
+                .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+                .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+                .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+                .sign(ca_key, hashes.SHA256()))
+        paths[stem] = write(stem, key, cert)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def tls_registry(tmp_path_factory):
+    if not REGISTRY_BIN:
+        pytest.skip("the docker-registry binary (Debian package docker-registry) is not installed")
+    pki = _make_pki(tmp_path_factory.mktemp("pki"))
+    tls = ("  tls:\n    certificate: %s\n    key: %s\n    clientcas:\n      - %s\n"
+           % (pki["server"][0], pki["server"][1], pki["ca"]))
+    process, url = _start_registry(tmp_path_factory, "tls", tls_config=tls)
+    yield url.replace("http://", ""), pki
+    process.terminate()
+    process.wait(10)
+
+
+def test_real_registry_tls_with_private_ca_and_client_certificate(tls_registry):
+    address, pki = tls_registry
+    registry = parse_registry(address)
+    with pytest.raises(TLSError) as exc:
+        RegistryClient(registry, retries=0).ping()
+    assert "is not trusted" in str(exc.value) and "give ca_cert or trust the CA" in str(exc.value)
+    # the CA is trusted, but the registry wants a client certificate
+    with pytest.raises(TLSError):
+        RegistryClient(registry, ca_cert=pki["ca"], retries=0).ping()
+    client = RegistryClient(registry, ca_cert=pki["ca"], client_cert=pki["client"][0],
+                            client_key=pki["client"][1], retries=0)
+    client.ping()
+    _manifest, digest = _push_image(client, "tls/app", "1", b"over TLS")
+    assert client.manifest_head("tls/app", "1").digest == digest
+    insecure = RegistryClient(registry, validate_certs=False, client_cert=pki["client"][0],
+                              client_key=pki["client"][1], retries=0)
+    assert insecure.manifest_head("tls/app", "1").digest == digest
+    # plain HTTP against the TLS port
+    with pytest.raises(InvalidInput) as exc:
+        RegistryClient(parse_registry("http://" + address), retries=0).ping()
+    assert "write the registry as %s" % address in str(exc.value)
+
+
+def test_real_https_against_a_plain_registry_says_to_write_http(real_registry):
+    address = real_registry.replace("http://", "")
+    with pytest.raises(TLSError) as exc:
+        RegistryClient(parse_registry(address), retries=0).ping()
+    assert "write it as http://%s" % address in str(exc.value)
