@@ -1020,3 +1020,100 @@ def test_real_https_against_a_plain_registry_says_to_write_http(real_registry):
     with pytest.raises(TLSError) as exc:
         RegistryClient(parse_registry(address), retries=0).ping()
     assert "write it as http://%s" % address in str(exc.value)
+
+
+class _ConnectProxy(threading.Thread):
+    """A minimal HTTPS proxy: answers CONNECT and pipes bytes both ways; records the targets."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(8)
+        self.port = self.listener.getsockname()[1]
+        self.targets = []
+
+    def run(self):
+        while True:
+            try:
+                client, _addr = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client):
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = client.recv(4096)
+            if not chunk:
+                client.close()
+                return
+            head += chunk
+        method, target = head.split(b" ")[:2]
+        self.targets.append((method.decode(), target.decode()))
+        host, port = target.decode().rsplit(":", 1)
+        upstream = socket.create_connection((host, int(port)))
+        client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+
+        def pipe(src, dst):
+            try:
+                while True:
+                    data = src.recv(65536)
+                    if not data:
+                        break
+                    dst.sendall(data)
+            except OSError:
+                pass
+            finally:
+                for sock in (src, dst):
+                    try:
+                        sock.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+        threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
+        pipe(client, upstream)
+
+    def stop(self):
+        self.listener.close()
+
+
+def test_https_goes_through_the_proxy_from_the_environment(tls_registry, monkeypatch):
+    address, pki = tls_registry
+    proxy = _ConnectProxy()
+    proxy.start()
+    try:
+        for name in ("no_proxy", "NO_PROXY", "HTTPS_PROXY", "HTTP_PROXY"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("https_proxy", "http://127.0.0.1:%d" % proxy.port)
+        client = RegistryClient(parse_registry(address), ca_cert=pki["ca"], client_cert=pki["client"][0],
+                                client_key=pki["client"][1], retries=0)
+        client.ping()
+        client.ping()
+        # one tunnel, kept alive; TLS inside it still verifies the registry's name
+        assert proxy.targets == [("CONNECT", address)]
+        monkeypatch.setenv("no_proxy", "127.0.0.1")
+        direct = RegistryClient(parse_registry(address), ca_cert=pki["ca"], client_cert=pki["client"][0],
+                                client_key=pki["client"][1], retries=0)
+        direct.ping()
+        assert len(proxy.targets) == 1
+    finally:
+        proxy.stop()
+
+
+def test_plain_http_is_sent_to_the_proxy_with_the_absolute_url(http_server, monkeypatch):
+    for name in ("no_proxy", "NO_PROXY", "HTTPS_PROXY", "HTTP_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("http_proxy", "http://user:proxy-SECRET@" + http_server.replace("http://", ""))
+    paths = []
+    original = _Handler.do_GET
+
+    def recording_get(handler):
+        paths.append((handler.path, handler.headers.get("Proxy-Authorization")))
+        original(handler)
+
+    monkeypatch.setattr(_Handler, "do_GET", recording_get)
+    client, _clock = _plain_client("http://registry.invalid:5000")
+    client.ping()
+    assert paths[0][0] == "http://registry.invalid:5000/v2/"
+    assert paths[0][1] == "Basic " + base64.b64encode(b"user:proxy-SECRET").decode()
