@@ -36,11 +36,14 @@ if ! flock -n 9; then
   flock 9
 fi
 
+export DOCKYARD_IT_LOCK_HELD=1
+
 if [ -n "${CI:-}" ]; then
   # Containers of earlier runs come back with their restart policy when dockerd starts.
   "$here/hack/clean-containers.sh"
 fi
 
+# shellcheck disable=SC2317  # called from the EXIT trap
 teardown() {
   if [ "${DOCKYARD_IT_KEEP:-0}" = 1 ]; then
     echo "==> DOCKYARD_IT_KEEP=1: harness left running; variables in $config" >&2

@@ -94,43 +94,27 @@ def _json_blob(obj: dict, media_type: str) -> Blob:
     return Blob("sha256:" + hashlib.sha256(data).hexdigest(), len(data), media_type, data=data)
 
 
-class _RandomStream(io.RawIOBase):
-    """``size`` pseudo-random bytes from a seed, the same whatever the read sizes."""
-
-    def __init__(self, seed: int, size: int) -> None:
-        super().__init__()
-        self._rng = random.Random(seed)
-        self._left = size
-        self._buffer = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        if size is None or size < 0:
-            size = self._left
-        while len(self._buffer) < size and self._left > len(self._buffer):
-            self._buffer += self._rng.randbytes(min(GEN_BLOCK, self._left - len(self._buffer)))
-        data, self._buffer = self._buffer[:size], self._buffer[size:]
-        self._left -= len(data)
-        return data
-
-    def readinto(self, buffer: t.Any) -> int:
-        data = self.read(len(buffer))
-        buffer[:len(data)] = data
-        return len(data)
+def _random_blocks(seed: int, size: int) -> t.Iterator[bytes]:
+    """``size`` pseudo-random bytes from a seed, in blocks of ``GEN_BLOCK``."""
+    rng = random.Random(seed)
+    left = size
+    while left:
+        block = rng.randbytes(min(GEN_BLOCK, left))
+        left -= len(block)
+        yield block
 
 
 class _LayerWriter:
     """Receives the tar stream: hashes it (diff_id), gzips it, hashes and stores the result."""
 
-    def __init__(self, sink: t.BinaryIO) -> None:
+    def __init__(self, sink: t.BinaryIO, level: int) -> None:
         self.diff = hashlib.sha256()
         self.digest = hashlib.sha256()
         self.size = 0
+        self.tar_size = 0
         self.sink = sink
         # wbits 31: a gzip wrapper with mtime 0 and no file name, so the bytes are reproducible.
-        self.compressor = zlib.compressobj(1, zlib.DEFLATED, 31)
+        self.compressor = zlib.compressobj(level, zlib.DEFLATED, 31)
 
     def _out(self, data: bytes) -> None:
         if data:
@@ -138,18 +122,46 @@ class _LayerWriter:
             self.size += len(data)
             self.sink.write(data)
 
-    def write(self, data: bytes) -> int:
+    def write(self, data: bytes) -> None:
         self.diff.update(data)
+        self.tar_size += len(data)
         self._out(self.compressor.compress(data))
-        return len(data)
 
     def close(self) -> None:
         self._out(self.compressor.flush())
 
 
-def layer_blob(seed: int, size: int, media_type: str = DOCKER_LAYER, cache_dir: str | None = None) -> Blob:
-    """A gzip'ed tar layer with one file of ``size`` random bytes (``layer-<seed>.bin``)."""
-    key = "layer-%d-%d" % (seed, size)
+def _write_tar(writer: _LayerWriter, name: str, seed: int, size: int) -> None:
+    """A one-file USTAR archive, written by hand so that the data goes through in big blocks
+    (no PAX headers, which would carry times: the bytes depend on the seed and size only)."""
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mtime = EPOCH
+    info.mode = 0o644
+    info.uname = info.gname = "root"
+    writer.write(info.tobuf(format=tarfile.USTAR_FORMAT, encoding="utf-8", errors="strict"))
+    for block in _random_blocks(seed, size):
+        writer.write(block)
+    writer.write(b"\0" * (-size % tarfile.BLOCKSIZE))
+    writer.write(b"\0" * (2 * tarfile.BLOCKSIZE))      # end of archive
+    writer.write(b"\0" * (-writer.tar_size % tarfile.RECORDSIZE))
+
+
+def default_level(size: int) -> int:
+    """gzip level 1 for small layers; level 0 (stored deflate blocks, still valid gzip) above
+    ``MEMORY_LIMIT``: deflate on random data runs at a few MB/s on a busy 2-core machine."""
+    return 1 if size <= MEMORY_LIMIT else 0
+
+
+def layer_blob(seed: int, size: int, media_type: str = DOCKER_LAYER, cache_dir: str | None = None,
+               level: int | None = None) -> Blob:
+    """A gzip'ed tar layer with one file of ``size`` random bytes (``layer-<seed>.bin``).
+
+    Larger than ``MEMORY_LIMIT``, it is streamed to ``cache_dir`` (default
+    ``$DOCKYARD_CORPUS_CACHE`` or ``$TMPDIR/dockyard-corpus``) and found there next time."""
+    if level is None:
+        level = default_level(size)
+    key = "layer-%d-%d-z%d" % (seed, size, level)
     big = size > MEMORY_LIMIT
     if cache_dir is None and big:
         cache_dir = os.environ.get("DOCKYARD_CORPUS_CACHE") or os.path.join(tempfile.gettempdir(), "dockyard-corpus")
@@ -162,34 +174,28 @@ def layer_blob(seed: int, size: int, media_type: str = DOCKER_LAYER, cache_dir: 
                 return Blob(meta["digest"], meta["size"], media_type, path=meta["path"], diff_id=meta["diff_id"])
         except (OSError, ValueError, KeyError):
             pass
-    if big or cache_dir:
-        assert cache_dir is not None
+    if cache_dir:
         os.makedirs(cache_dir, exist_ok=True)
         fd, tmp_path = tempfile.mkstemp(dir=cache_dir, prefix=key + ".")
         sink: t.BinaryIO = os.fdopen(fd, "wb")
     else:
         sink = io.BytesIO()
-    writer = _LayerWriter(sink)
-    info = tarfile.TarInfo("layer-%d.bin" % seed)
-    info.size = size
-    info.mtime = EPOCH
-    info.mode = 0o644
-    info.uname = info.gname = "root"
-    # USTAR: no PAX headers (which would carry times), so the tar bytes depend on the seed only.
-    with tarfile.open(fileobj=writer, mode="w|", format=tarfile.USTAR_FORMAT) as tar:  # type: ignore[call-overload]
-        tar.addfile(info, _RandomStream(seed, size))
-    writer.close()
+    with sink:
+        writer = _LayerWriter(sink, level)
+        _write_tar(writer, "layer-%d.bin" % seed, seed, size)
+        writer.close()
+        data = sink.getvalue() if isinstance(sink, io.BytesIO) else None
     digest = "sha256:" + writer.digest.hexdigest()
     diff_id = "sha256:" + writer.diff.hexdigest()
-    if isinstance(sink, io.BytesIO) and not cache_dir:
-        return Blob(digest, writer.size, media_type, data=sink.getvalue(), diff_id=diff_id)
-    sink.close()
+    if not cache_dir:
+        return Blob(digest, writer.size, media_type, data=data, diff_id=diff_id)
     path = os.path.join(cache_dir, digest.replace(":", "-") + ".blob")
+    os.chmod(tmp_path, 0o644)
     os.replace(tmp_path, path)
     meta = {"digest": digest, "size": writer.size, "diff_id": diff_id, "path": path}
-    with open(os.path.join(cache_dir, key + ".json.tmp"), "w", encoding="utf-8") as handle:
+    with open(meta_path + ".tmp", "w", encoding="utf-8") as handle:
         json.dump(meta, handle)
-    os.replace(os.path.join(cache_dir, key + ".json.tmp"), os.path.join(cache_dir, key + ".json"))
+    os.replace(meta_path + ".tmp", meta_path)
     return Blob(digest, writer.size, media_type, path=path, diff_id=diff_id)
 
 
@@ -341,7 +347,10 @@ class Pusher:
         self.timeout = timeout
         self._tokens: dict[str, str] = {}
         self._scheme: str | None = None
-        self.stats = {"blobs_pushed": 0, "blobs_skipped": 0, "bytes_pushed": 0, "manifests_pushed": 0}
+        self.stats = {"blobs_pushed": 0, "blobs_skipped": 0, "blobs_mounted": 0, "bytes_pushed": 0,
+                      "manifests_pushed": 0}
+        # digest -> a repository of this registry that has it, for cross-repository mounts
+        self._known: dict[str, str] = {}
 
     # -- auth ------------------------------------------------------------------------------------
 
@@ -366,7 +375,7 @@ class Pusher:
             raise PushError("%s: unexpected challenge %r" % (self.base, header))
         self._scheme = "bearer"
         query = {"service": params.get("service", "")}
-        scopes = [scope] if scope else []
+        scopes = scope.split()
         reply = self.session.get(params["realm"], params=dict(query, scope=scopes), auth=self.auth,
                                  timeout=self.timeout, verify=self.verify)
         if reply.status_code != 200:
@@ -400,12 +409,25 @@ class Pusher:
         return response.status_code == 200
 
     def push_blob(self, repo: str, blob: Blob) -> bool:
-        """Upload a blob unless the repository has it; True when uploaded."""
+        """Upload a blob unless the repository has it; True when uploaded.
+
+        A blob this pusher already put into another repository of the registry is mounted
+        from there (``POST ...?mount=&from=``) instead of uploaded again."""
         scope = "repository:%s:pull,push" % repo
         if self.blob_exists(repo, blob):
             self.stats["blobs_skipped"] += 1
+            self._known.setdefault(blob.digest, repo)
             return False
-        start = self.request("POST", "/v2/%s/blobs/uploads/" % repo, scope)
+        source = self._known.get(blob.digest)
+        if source and source != repo:
+            start = self.request("POST", "/v2/%s/blobs/uploads/" % repo, "%s repository:%s:pull" % (scope, source),
+                                 params={"mount": blob.digest, "from": source})
+            if start.status_code == 201:
+                self.stats["blobs_mounted"] += 1
+                return False
+            # 202: the registry started an ordinary upload instead; carry on with it.
+        else:
+            start = self.request("POST", "/v2/%s/blobs/uploads/" % repo, scope)
         if start.status_code != 202:
             raise PushError("POST %s/blobs/uploads/: %d %s" % (repo, start.status_code, start.text[:300]))
         location = start.headers["Location"]
@@ -418,6 +440,7 @@ class Pusher:
             raise PushError("PUT blob %s to %s: %d %s" % (blob.digest, repo, done.status_code, done.text[:300]))
         self.stats["blobs_pushed"] += 1
         self.stats["bytes_pushed"] += blob.size
+        self._known[blob.digest] = repo
         return True
 
     def push_manifest(self, repo: str, reference: str, manifest: Blob) -> str:

@@ -51,7 +51,7 @@ ADMIN = "/__faults__"
 CHUNK = 64 * 1024
 HOP_BY_HOP = {
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-    "trailers", "transfer-encoding", "upgrade", "proxy-connection",
+    "trailers", "transfer-encoding", "upgrade", "proxy-connection", "expect",
 }
 BLOB_GET = re.compile(r"^/v2/(?P<name>.+)/blobs/(?P<digest>[a-z0-9]+:[a-f0-9]+)$")
 DEFAULTS: dict[str, t.Any] = {

@@ -15,12 +15,17 @@ docs/internals.md). ``up`` first removes whatever an earlier run left behind.
 ``python registries.py down [--config ...] [--workdir DIR]`` removes all of it again.
 
 Only one harness can run on a machine at a time (the ports are fixed): hack/integration.sh
-holds ``flock /tmp/dockyard-it.lock`` around up, the tests and down.
+holds ``flock /tmp/dockyard-it.lock`` around up, the tests and down, and tells this script
+so with ``DOCKYARD_IT_LOCK_HELD=1``. Run by hand, ``up`` and ``down`` refuse to touch a
+harness while someone else holds that lock; to keep it for a session of your own::
+
+    flock /tmp/dockyard-it.lock env DOCKYARD_IT_LOCK_HELD=1 sh -c 'python registries.py up ...; ...; python registries.py down'
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import secrets
@@ -31,6 +36,7 @@ import ssl
 import subprocess
 import sys
 import time
+import typing as t
 import urllib.error
 import urllib.request
 
@@ -354,12 +360,39 @@ def up(workdir: str, config_path: str) -> dict:
     return variables
 
 
+def lock_or_fail() -> t.Any:
+    """Fail when another integration run holds the harness lock (see the module doc)."""
+    if os.environ.get("DOCKYARD_IT_LOCK_HELD") == "1":
+        return None
+    path = os.environ.get("DOCKYARD_IT_LOCK", "/tmp/dockyard-it.lock")
+    handle = open(path, "a", encoding="utf-8")  # pylint: disable=consider-using-with
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise RuntimeError("another integration run holds %s; wait for it (flock %s ...)" % (path, path)) from None
+    return handle
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="integration test registries")
     parser.add_argument("action", choices=("up", "down"))
     parser.add_argument("--config", help="integration_config.yml to write (up) or remove (down)")
     parser.add_argument("--workdir", default=os.environ.get("DOCKYARD_IT_DIR", "/tmp/dockyard-it"))
     args = parser.parse_args(argv)
+    try:
+        lock = lock_or_fail()
+    except (RuntimeError, OSError) as exc:
+        log("%s failed: %s" % (args.action, exc))
+        return 1
+    try:
+        return _run(parser, args)
+    finally:
+        if lock is not None:
+            lock.close()
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.action == "up":
         if not args.config:
             parser.error("up needs --config")
