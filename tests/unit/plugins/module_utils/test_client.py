@@ -1117,3 +1117,161 @@ def test_plain_http_is_sent_to_the_proxy_with_the_absolute_url(http_server, monk
     client.ping()
     assert paths[0][0] == "http://registry.invalid:5000/v2/"
     assert paths[0][1] == "Basic " + base64.b64encode(b"user:proxy-SECRET").decode()
+
+
+class _TokenHandler(http.server.BaseHTTPRequestHandler):
+    """A docker token server: RS256 JWTs with the signing certificate in ``x5c``.
+
+    alice may do everything, reader may only pull, anonymous callers get a token without access.
+    """
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    users = {"alice": ("pull", "push", "delete", "*"), "reader": ("pull",)}
+    key = None
+    cert_der = b""
+    requests = []  # type: list
+
+    def log_message(self, *args):
+        pass
+
+    def _send(self, status, data):
+        body = json.dumps(data).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+
+        query = parse_qs(urlsplit(self.path).query)
+        user = None
+        header = self.headers.get("Authorization") or ""
+        if header.startswith("Basic "):
+            name, _sep, password = base64.b64decode(header[6:]).decode().partition(":")
+            if name not in self.users or password != PASSWORD:
+                self._send(401, {"details": "incorrect username or password"})
+                return
+            user = name
+        scopes = query.get("scope", [])
+        type(self).requests.append((user, scopes))
+        allowed = self.users.get(user, ())
+        access = []
+        for scope in scopes:
+            kind, name, actions = scope.split(":")
+            granted = [a for a in actions.split(",") if a in allowed]
+            if granted:
+                access.append({"type": kind, "name": name, "actions": granted})
+
+        def b64(data):
+            return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+        now = int(time.time())
+        head = {"typ": "JWT", "alg": "RS256", "x5c": [base64.b64encode(self.cert_der).decode()]}
+        claims = {"iss": "dockyard-test", "sub": user or "", "aud": "test-registry", "exp": now + 300,
+                  "nbf": now - 10, "iat": now, "jti": os.urandom(8).hex(), "access": access}
+        signing_input = "%s.%s" % (b64(json.dumps(head).encode()), b64(json.dumps(claims).encode()))
+        signature = self.key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+        self._send(200, {"token": "%s.%s" % (signing_input, b64(signature)), "expires_in": 300})
+
+
+@pytest.fixture(scope="module")
+def token_registry(tmp_path_factory):
+    if not REGISTRY_BIN:
+        pytest.skip("the docker-registry binary (Debian package docker-registry) is not installed")
+    x509 = pytest.importorskip("cryptography.x509")
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+    import datetime
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "dockyard token signer")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    bundle = tmp_path_factory.mktemp("token") / "signer.crt"
+    bundle.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _TokenHandler.key = key
+    _TokenHandler.cert_der = cert.public_bytes(serialization.Encoding.DER)
+    _TokenHandler.requests = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TokenHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    realm = "http://127.0.0.1:%d/token" % server.server_address[1]
+    auth = ("auth:\n  token:\n    realm: %s\n    service: test-registry\n    issuer: dockyard-test\n"
+            "    rootcertbundle: %s\n" % (realm, bundle))
+    process, url = _start_registry(tmp_path_factory, "token", auth)
+    yield url
+    process.terminate()
+    process.wait(10)
+    server.shutdown()
+    server.server_close()
+
+
+def test_real_registry_bearer_tokens(token_registry):
+    alice, _clock = _plain_client(token_registry, credentials=Credentials("alice", PASSWORD))
+    alice.ping()
+    _manifest, digest = _push_image(alice, "team/app", "1", b"token layer")
+    # a cross-repository mount asks for both repositories in one token
+    assert alice.blob_mount("team/copy", sha256_digest(b"token layer"), "team/app") is True
+    assert (["repository:team/copy:pull,push", "repository:team/app:pull"]
+            in [scopes for _user, scopes in _TokenHandler.requests])
+    assert "team/app" in alice.catalog()
+    fetched_before = alice.auth.token_requests
+    for _i in range(5):
+        # covered by the mount's token (it holds repository:team/app:pull): nothing fetched
+        assert alice.manifest_head("team/app", "1").digest == digest
+        # a scope no token covers yet: fetched once, then reused
+        assert alice.manifest_head("team/copy", "1") is None
+    assert alice.auth.token_requests == fetched_before + 1
+
+    reader, _clock = _plain_client(token_registry, credentials=Credentials("reader", PASSWORD))
+    assert reader.manifest_head("team/app", "1").digest == digest
+    with pytest.raises(Denied) as exc:
+        reader.manifest_put("team/app", "2", _manifest, OCI_MANIFEST)
+    assert "lacks permission" in str(exc.value)
+
+    anonymous, _clock = _plain_client(token_registry)
+    with pytest.raises(Unauthorized) as exc:
+        anonymous.manifest_head("team/app", "1")
+    assert "bad or missing credentials" in str(exc.value)
+
+    wrong, _clock = _plain_client(token_registry, credentials=Credentials("alice", "wrong-SECRET"))
+    with pytest.raises(Unauthorized) as exc:
+        wrong.ping()
+    assert "SECRET" not in str(exc.value)
+
+    # deletion asks for the "delete" action, which distribution checks for DELETE requests
+    alice.manifest_delete("team/app", digest)
+    assert alice.manifest_head("team/app", "1") is None
+
+
+def test_one_client_shared_by_worker_threads(token_registry):
+    client, _clock = _plain_client(token_registry, credentials=Credentials("alice", PASSWORD))
+    errors = []
+    blobs = {"workers/r%d" % i: [os.urandom(300_000 + j) for j in range(3)] for i in range(4)}
+
+    def worker(repository):
+        try:
+            for blob in blobs[repository]:
+                client.blob_upload(repository, sha256_digest(blob), open_stream=lambda b=blob: io.BytesIO(b),
+                                   size=len(blob))
+                assert client.blob_head(repository, sha256_digest(blob)) == len(blob)
+        except Exception as exc:  # collected and reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(repository,)) for repository in blobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    for repository, contents in blobs.items():
+        for blob in contents:
+            assert client.blob_get(repository, sha256_digest(blob)) == blob
