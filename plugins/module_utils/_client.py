@@ -407,7 +407,7 @@ class BlobStream(io.RawIOBase):
         return True
 
     def read(self, amt: int = -1) -> bytes:
-        if self._done:
+        if self._done or amt == 0:
             return b""
         try:
             data = self._response.read(amt if amt is not None and amt >= 0 else None)
@@ -571,10 +571,8 @@ class RegistryClient:
         self._wall_clock = wall_clock
         self._user_agent = user_agent
         if transport is None:
-            context = None
-            if registry.scheme == "https" or ca_cert or client_cert:
-                context = self._ssl_context(validate_certs, ca_cert, client_cert, client_key)
-            transport = HttpTransport(context)
+            # built even for http:// registries: their token realm or blob storage may be HTTPS
+            transport = HttpTransport(self._ssl_context(validate_certs, ca_cert, client_cert, client_key))
         self.transport = transport
         self.auth = Authenticator(registry, self.credentials, self._token_fetch, clock=clock)
 
@@ -651,6 +649,10 @@ class RegistryClient:
                             registry=registry, reference=reference), False
         if isinstance(exc, ssl.SSLError):
             reason = getattr(exc, "reason", None) or type(exc).__name__
+            if "CERTIFICATE_REQUIRED" in reason or "BAD_CERTIFICATE" in reason or "UNKNOWN_CA" in reason:
+                return TLSError("TLS handshake with %s failed (%s): the registry wants a client certificate "
+                                "it trusts: give client_cert and client_key" % (address, reason),
+                                registry=registry, reference=reference), False
             hint = ""
             if reason in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "UNKNOWN_PROTOCOL"):
                 hint = "; is it a plain HTTP registry? then write it as http://%s" % where.netloc

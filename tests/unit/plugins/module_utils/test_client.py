@@ -888,8 +888,19 @@ def _push_image(client, repository, tag, layer):
     return manifest, client.manifest_put(repository, tag, manifest, OCI_MANIFEST)
 
 
+class _CountingTransport(HttpTransport):
+    def __init__(self):
+        super().__init__(None)
+        self.urls = []
+
+    def request(self, method, url, headers, body, timeout):
+        self.urls.append(url)
+        return super().request(method, url, headers, body, timeout)
+
+
 def test_real_registry_round_trip(real_registry):
-    client, _clock = _plain_client(real_registry, page_size=7)
+    transport = _CountingTransport()
+    client, _clock = _plain_client(real_registry, page_size=4, transport=transport)
     client.ping()
     layer = os.urandom(2 * 1024 * 1024 + 1)
     manifest, digest = _push_image(client, "team/app", "v1", layer)
@@ -904,8 +915,14 @@ def test_real_registry_round_trip(real_registry):
     assert client.blob_mount("team/copy", sha256_digest(b"never pushed"), "team/app") is False
     for i in range(15):
         client.manifest_put("team/app", "t%02d" % i, manifest, OCI_MANIFEST)
+    # distribution 2.8 ignores n for tags (it pages only the catalog); the client follows Link either way
     assert sorted(client.tags("team/app")) == sorted(["v1"] + ["t%02d" % i for i in range(15)])
-    assert "team/app" in client.catalog()
+    for i in range(9):
+        client.blob_mount("team/r%d" % i, sha256_digest(layer), "team/app")
+        _push_image(client, "team/r%d" % i, "1", layer)
+    catalog = client.catalog()
+    assert sorted(catalog) == sorted(["team/app", "team/copy"] + ["team/r%d" % i for i in range(9)])
+    assert len([url for url in transport.urls if "/_catalog" in url]) >= 3  # 11 repositories, 4 a page
     client.manifest_delete("team/app", digest)
     assert client.manifest_head("team/app", "v1") is None
     with pytest.raises(NotFound) as exc:
@@ -999,8 +1016,9 @@ def test_real_registry_tls_with_private_ca_and_client_certificate(tls_registry):
         RegistryClient(registry, retries=0).ping()
     assert "is not trusted" in str(exc.value) and "give ca_cert or trust the CA" in str(exc.value)
     # the CA is trusted, but the registry wants a client certificate
-    with pytest.raises(TLSError):
+    with pytest.raises(TLSError) as exc:
         RegistryClient(registry, ca_cert=pki["ca"], retries=0).ping()
+    assert "give client_cert and client_key" in str(exc.value)
     client = RegistryClient(registry, ca_cert=pki["ca"], client_cert=pki["client"][0],
                             client_key=pki["client"][1], retries=0)
     client.ping()
