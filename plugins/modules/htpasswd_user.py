@@ -296,7 +296,8 @@ def write_atomic(module: AnsibleModule, path: str, content: bytes, creating: boo
         placeholder = False
         _fsync_directory(directory)
     except Exception as exc:
-        raise RegistryError("Cannot write %s; the old file is unchanged: %s" % (path, to_native(exc)))
+        outcome = "no file was created" if creating else "the old file is unchanged"
+        raise RegistryError("Cannot write %s; %s: %s" % (path, outcome, to_native(exc)))
     finally:
         # Also runs when an older atomic_move calls fail_json (SystemExit) itself.
         if placeholder:

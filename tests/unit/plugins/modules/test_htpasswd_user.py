@@ -369,7 +369,7 @@ def test_failing_atomic_move_of_a_new_file_leaves_no_file(capsys, monkeypatch, t
     fail_rename(monkeypatch)
     run = run_module(capsys, path=str(path), name="alice", password=PASSWORD)
     monkeypatch.undo()
-    assert run.failed
+    assert run.failed and "no file was created" in run.result["msg"]
     assert list(tmp_path.iterdir()) == []
 
 
