@@ -67,7 +67,7 @@ ANSIBLE_DISPLAY_SKIPPED_HOSTS=false ansible-playbook -i "$inventory" dockyard.re
   | tee "$docker_tmp/play.log"
 finished=$(date +%s.%N)
 role_seconds=$(python3 -c "print(f'{$finished - $started:.1f}')")
-recap=$(grep -E '^localhost +:' "$docker_tmp/play.log" || true)
+recap=$(grep -E '^localhost +:' "$docker_tmp/play.log" | tr -s ' ' || true)
 
 log "trusting the registry's CA in the Docker engine: /etc/docker/certs.d/$registry/ca.crt"
 install -d -m 0755 "/etc/docker/certs.d/$registry"
@@ -104,7 +104,7 @@ cat <<EOF
     CA:         $base_dir/certs/ca.crt  (trusted by Docker in /etc/docker/certs.d/$registry/ca.crt)
     data:       $base_dir/data
     image:      $image pushed and pulled back (same ID $pushed_id)
-    role run:   ${role_seconds}s   ${recap//+( )/ }
+    role run:   ${role_seconds}s   $recap
 
     try:        curl --cacert $base_dir/certs/ca.crt -u $user https://$registry/v2/_catalog
     tear down:  ANSIBLE_COLLECTIONS_PATH=${ANSIBLE_COLLECTIONS_PATH:-} $(command -v ansible-playbook) \\
