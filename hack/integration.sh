@@ -27,7 +27,14 @@ if [ ! -d "$coll_dir" ]; then
 fi
 harness=$coll_dir/tests/integration/harness/registries.py
 config=$coll_dir/tests/integration/integration_config.yml
-python=$(command -v python3)
+# The harness needs the project's virtualenv (bcrypt, cryptography, requests, moto): the
+# python next to ansible-test.
+if ! command -v ansible-test >/dev/null 2>&1; then
+  echo "error: ansible-test is not on PATH (activate the virtualenv, or run make integration)" >&2
+  exit 2
+fi
+python=$(dirname "$(command -v ansible-test)")/python3
+[ -x "$python" ] || python=$(command -v python3)
 
 # One harness per machine: its ports are fixed.
 exec 9>"${DOCKYARD_IT_LOCK:-/tmp/dockyard-it.lock}"
