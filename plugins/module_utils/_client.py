@@ -515,6 +515,7 @@ class _Retry(Exception):
         super().__init__(str(error))
         self.error = error
         self.retry_after = retry_after
+        self.session = None  # type: Optional[str]  # an upload session the next attempt may reuse
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1034,7 +1035,9 @@ class RegistryClient:
         rewound for a retry when seekable) or ``open_stream``, a callable returning a
         fresh stream each time it is called (the copy engine passes one that re-opens
         the source blob, so a cut download or a dropped upload restarts cleanly). A
-        retry restarts from a new upload session. Memory use is bounded by the block size.
+        retry re-sends the bytes from the start: to the same upload session after a 429
+        or 503, to a new one after anything else. Memory use is bounded by the block size.
+        Streams returned by ``open_stream`` are closed here; a given ``stream`` is not.
         """
         validate_digest(digest)
         ref = self._ref(repository, digest)
@@ -1046,13 +1049,15 @@ class RegistryClient:
             opener = open_stream
         scopes = ["repository:%s:pull,push" % repository]
         budget = self._budget()
+        session = None  # type: Optional[str]
         while True:
             try:
-                self._upload_once(repository, digest, opener, size, scopes, ref)
+                self._upload_once(repository, digest, opener, size, scopes, ref, session)
                 return
             except _Retry as exc:
                 if not budget.wait(exc.retry_after):
                     raise exc.error from None
+                session = exc.session
 
     def _rewinder(self, stream: BinaryIO, ref: Optional[str]) -> Callable[[], BinaryIO]:
         try:
@@ -1080,21 +1085,42 @@ class RegistryClient:
         return opener
 
     def _upload_once(self, repository: str, digest: str, opener: Callable[[], BinaryIO], size: int,
-                     scopes: List[str], ref: Optional[str]) -> None:
+                     scopes: List[str], ref: Optional[str], session: Optional[str]) -> None:
+        """One attempt: (POST a session unless ``session`` is reused) then PUT the bytes.
+
+        A 429 or 503 answer to the PUT (rate limiting, a busy proxy) leaves the session
+        untouched, so the next attempt sends the bytes to the same session; any other
+        failure (a dropped connection, a cut source, another 5xx) may have left part of
+        the bytes in it, so the next attempt opens a new one.
+        """
         # open the source first: when it cannot be (re)opened, no upload session is left behind
         source = opener()
         try:
-            response = self._request("POST", "/v2/%s/blobs/uploads/" % self._repo_path(repository),
-                                     scopes=scopes, reference=ref, what="push", ok=(202,), retry=False)
-            location = response.getheader("Location")
-            if not location:
-                raise ServerError("%s started an upload for %s without a Location" % (self.registry.display, ref),
-                                  registry=self.registry.display, reference=ref)
-            url = urljoin(self._url("/v2/"), location)
-            url += ("&" if "?" in url else "?") + urlencode({"digest": digest})
-            self._request("PUT", url, scopes=scopes, reference=ref, what="push",
-                          headers={"Content-Type": "application/octet-stream"}, body=lambda: source, size=size,
-                          ok=(201, 204), retry=False)
+            if session is None:
+                # opening a session is safe to repeat in place, with the usual retries
+                response = self._request("POST", "/v2/%s/blobs/uploads/" % self._repo_path(repository),
+                                         scopes=scopes, reference=ref, what="push", ok=(202,))
+                location = response.getheader("Location")
+                if not location:
+                    raise ServerError("%s started an upload for %s without a Location"
+                                      % (self.registry.display, ref), registry=self.registry.display, reference=ref)
+                session = urljoin(self._url("/v2/"), location)
+                reused = False
+            else:
+                reused = True
+            url = session + ("&" if "?" in session else "?") + urlencode({"digest": digest})
+            try:
+                self._request("PUT", url, scopes=scopes, reference=ref, what="push",
+                              headers={"Content-Type": "application/octet-stream"}, body=lambda: source, size=size,
+                              ok=(201, 204), retry=False)
+            except _Retry as exc:
+                exc.session = session if exc.error.status in (429, 503) else None
+                raise
+            except (NotFound, InvalidInput, DigestMismatch) as exc:
+                if not reused:
+                    raise
+                # the reused session was not as clean as it looked: start over with a new one
+                raise _Retry(exc, 0.0) from None
         finally:
             try:
                 source.close()

@@ -587,10 +587,10 @@ def test_blob_upload_streams_the_body_with_its_length():
     assert put.header("Content-Type") == "application/octet-stream"
 
 
-def test_blob_upload_retry_restarts_the_session_and_reopens_the_source():
+def test_blob_upload_after_503_resends_to_the_same_session_from_a_reopened_source():
     t = FakeTransport()
     upload_script(t, put=registry_error(503, "UNAVAILABLE", "busy"))
-    upload_script(t)
+    t.expect("PUT", BASE + "/v2/app/blobs/uploads/u1", ok(b"", status=201))
     opened = []
 
     def open_stream():
@@ -600,9 +600,34 @@ def test_blob_upload_retry_restarts_the_session_and_reopens_the_source():
     client, clock = make_client(t)
     client.blob_upload("app", BLOB_DIGEST, None, len(BLOB), open_stream=open_stream)
     assert len(opened) == 2 and all(s.closed for s in opened)
-    assert [r.method for r in t.requests] == ["POST", "PUT", "POST", "PUT"]
-    assert t.requests[3].body == BLOB
+    assert [r.method for r in t.requests] == ["POST", "PUT", "PUT"]
+    assert t.requests[1].url == t.requests[2].url
+    assert t.requests[2].body == BLOB
     assert len(clock.sleeps) == 1
+
+
+def test_blob_upload_after_a_500_starts_a_new_session():
+    t = FakeTransport()
+    upload_script(t, put=registry_error(500, "UNKNOWN", "storage write failed"))
+    upload_script(t, location=BASE + "/v2/app/blobs/uploads/u1-second")
+    client, clock = make_client(t)
+    client.blob_upload("app", BLOB_DIGEST, None, len(BLOB), open_stream=lambda: io.BytesIO(BLOB))
+    assert [r.method for r in t.requests] == ["POST", "PUT", "POST", "PUT"]
+    assert "u1-second" in t.requests[3].url and t.requests[3].body == BLOB
+    assert len(clock.sleeps) == 1
+
+
+def test_a_reused_session_that_is_gone_is_replaced():
+    t = FakeTransport()
+    upload_script(t, put=FakeResponse(429, {"Retry-After": "2"}))
+    t.expect("PUT", BASE + "/v2/app/blobs/uploads/u1",
+             registry_error(404, "BLOB_UPLOAD_UNKNOWN", "blob upload unknown to registry"))
+    upload_script(t)
+    client, clock = make_client(t)
+    client.blob_upload("app", BLOB_DIGEST, None, len(BLOB), open_stream=lambda: io.BytesIO(BLOB))
+    assert [r.method for r in t.requests] == ["POST", "PUT", "PUT", "POST", "PUT"]
+    assert clock.sleeps[0] == 2.0
+    assert t.done()
 
 
 def test_blob_upload_rewinds_a_seekable_stream():
