@@ -74,6 +74,8 @@ __all__ = [
     "Transport",
     "HttpTransport",
     "ConnectionDropped",
+    "BlobStream",
+    "parse_retry_after",
     "sha256_digest",
 ]
 
