@@ -230,7 +230,7 @@ shared_tags:
   type: list
   elements: str
   sample: [v1, latest]
-copy:
+copy_stats:
   description: Counters of the copy engine for O(source).
   returned: when O(source) is given
   type: dict
@@ -412,7 +412,7 @@ class RegistryImage:
         if result.errors:
             raise result.errors[0]
         counters = result.as_dict()
-        self.result["copy"] = dict((k, counters[k]) for k in
+        self.result["copy_stats"] = dict((k, counters[k]) for k in
                                    ("bytes_copied", "blobs_uploaded", "blobs_mounted", "blobs_skipped", "duration"))
         self.result["copied"] = bool(result.copied)
         return plan.copies[0].source_digest or before

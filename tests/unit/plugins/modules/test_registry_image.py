@@ -46,7 +46,7 @@ def test_copy_in_the_same_registry_mounts_and_tags(regs):
     assert "copy" not in reg.tags
     result = run(name=HOST + "/copy:1.0", source=HOST + "/app:1.0", tags=["stable", "1.0"])
     assert result["changed"] and result["copied"]
-    assert result["copy"]["blobs_mounted"] == 3 and result["copy"]["blobs_uploaded"] == 0
+    assert result["copy_stats"]["blobs_mounted"] == 3 and result["copy_stats"]["blobs_uploaded"] == 0
     assert result["tags_changed"] == ["stable"]
     assert reg.tags["copy"] == {"1.0": digest, "stable": digest}
     again = run(name=HOST + "/copy:1.0", source=HOST + "/app:1.0", tags=["stable"])
@@ -56,7 +56,7 @@ def test_copy_in_the_same_registry_mounts_and_tags(regs):
 def test_copy_across_registries_uploads(regs):
     digest = regs[OTHER].add_image("app", "1.0", [b"layer"])
     result = run(name=HOST + "/app", source=OTHER + "/app:1.0")
-    assert result["copy"]["blobs_uploaded"] == 2
+    assert result["copy_stats"]["blobs_uploaded"] == 2
     assert regs[HOST].tags["app"]["latest"] == digest
 
 
