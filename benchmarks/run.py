@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright (c) dockyard.registry contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -241,10 +240,11 @@ def timed(argv: list, env: dict, marker: str | None = None) -> dict:
     started = time.monotonic()
     if marker:
         with PeakRss(marker) as rss:
-            proc = subprocess.run(argv, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            proc = subprocess.run(argv, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  check=False)
         peak = rss.peak_kib / 1024.0
     else:
-        proc = subprocess.run(argv, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.run(argv, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
         peak = None
     elapsed = time.monotonic() - started
     if proc.returncode != 0:
@@ -371,7 +371,7 @@ def write_report(path: str, data: dict) -> str:
 
 
 def main(argv: list | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--repos", type=int, default=24)
     parser.add_argument("--tags", type=int, default=5)
     parser.add_argument("--big-mib", type=int, default=512)

@@ -23,26 +23,25 @@ description:
     unless O(force=true); the error lists those tags.
   - Idempotent by digest comparison - nothing is written when the registry already has the wanted digest.
 author:
-  - dockyard.registry contributors
+  - dockyard.registry contributors (@dockyard)
 extends_documentation_fragment:
   - dockyard.registry.registry_connection
-  - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.flow
 attributes:
   check_mode:
+    description: Can run in check mode and return changed status prediction without modifying the target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or would change) when in diff mode.
     support: full
     details: The digest of O(name) and of each extra tag, before and after.
   idempotent:
+    description: When run twice with the same arguments, the second run reports no change.
     support: full
   action_group:
+    description: Use C(group/dockyard.registry.registry) in C(module_defaults) to set defaults for this module.
     support: full
     membership:
       - dockyard.registry.registry
-  platform:
-    support: full
-    platforms: posix
 options:
   name:
     description:
@@ -76,8 +75,8 @@ options:
         (C(/etc/docker/certs.d/<host:port>/ca.crt) for a private CA, C(insecure-registries) for plain HTTP except
         on C(127.0.0.0/8)). The local image is tagged O(name) for the push and the temporary tag removed after.
       - Idempotent when the local image already carries the registry's digest for O(name) in its C(RepoDigests)
-        (after an earlier push or pull); otherwise it is pushed and RV(changed) says whether the digest in the
-        registry changed.
+        (after an earlier push or pull); otherwise it is pushed, and the task reports a change only when the
+        digest in the registry changed.
       - Mutually exclusive with O(source).
     type: str
   tags:
@@ -412,8 +411,8 @@ class RegistryImage:
         if result.errors:
             raise result.errors[0]
         counters = result.as_dict()
-        self.result["copy_stats"] = dict((k, counters[k]) for k in
-                                   ("bytes_copied", "blobs_uploaded", "blobs_mounted", "blobs_skipped", "duration"))
+        keys = ("bytes_copied", "blobs_uploaded", "blobs_mounted", "blobs_skipped", "duration")
+        self.result["copy_stats"] = dict((k, counters[k]) for k in keys)
         self.result["copied"] = bool(result.copied)
         return plan.copies[0].source_digest or before
 

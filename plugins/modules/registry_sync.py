@@ -29,28 +29,27 @@ description:
   - A failure of one image does not stop the others unless O(fail_fast=true); the task then fails and
     RV(failed_images) lists exactly what failed and why, while RV(copied) lists what did succeed.
 author:
-  - dockyard.registry contributors
+  - dockyard.registry contributors (@dockyard)
 extends_documentation_fragment:
   - dockyard.registry.registry_connection.SOURCE_DESTINATION
-  - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.flow
 attributes:
   check_mode:
+    description: Can run in check mode and return changed status prediction without modifying the target.
     support: full
     details: Only the plan is made (C(HEAD) requests and tag lists); RV(copied), RV(skipped_images) and RV(pruned)
       tell what a real run would do.
   diff_mode:
+    description: Will return details on what has changed (or would change) when in diff mode.
     support: full
     details: The digest of every destination tag that changes, before and after.
   idempotent:
+    description: When run twice with the same arguments, the second run reports no change.
     support: full
   action_group:
+    description: Use C(group/dockyard.registry.registry) in C(module_defaults) to set defaults for this module.
     support: full
     membership:
       - dockyard.registry.registry
-  platform:
-    support: full
-    platforms: posix
 options:
   source_registry:
     description:
