@@ -853,6 +853,20 @@ def _free_port():
         return sock.getsockname()[1]
 
 
+def _die_with_parent():
+    """Best effort (Linux): the registry gets SIGTERM when the test process ends, even
+    when it ends without running fixture teardown."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+# Function-scoped on purpose: ansible-test runs every test in a forked child that exits
+# without tearing down module-scoped fixtures, which would leave registries running.
 def _start_registry(tmp_path_factory, name, extra_config="", tls_config=""):
     root = tmp_path_factory.mktemp(name)
     port = _free_port()
@@ -861,7 +875,7 @@ def _start_registry(tmp_path_factory, name, extra_config="", tls_config=""):
         "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\n"
         "  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:%d\n%s%s" % (root / "data", port, tls_config, extra_config))
     process = subprocess.Popen([REGISTRY_BIN, "serve", str(config)], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+                               stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent)
     url = "http://127.0.0.1:%d" % port
     for _i in range(200):
         try:
@@ -874,7 +888,7 @@ def _start_registry(tmp_path_factory, name, extra_config="", tls_config=""):
     return process, url
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def real_registry(tmp_path_factory):
     if not REGISTRY_BIN:
         pytest.skip("the docker-registry binary (Debian package docker-registry) is not installed")
@@ -884,7 +898,7 @@ def real_registry(tmp_path_factory):
     process.wait(10)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def basic_registry(tmp_path_factory):
     if not REGISTRY_BIN:
         pytest.skip("the docker-registry binary (Debian package docker-registry) is not installed")
@@ -1021,7 +1035,7 @@ def _make_pki(directory):
     return paths
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def tls_registry(tmp_path_factory):
     if not REGISTRY_BIN:
         pytest.skip("the docker-registry binary (Debian package docker-registry) is not installed")
@@ -1221,7 +1235,7 @@ class _TokenHandler(http.server.BaseHTTPRequestHandler):
         self._send(200, {"token": "%s.%s" % (signing_input, b64(signature)), "expires_in": 300})
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def token_registry(tmp_path_factory):
     if not REGISTRY_BIN:
         pytest.skip("the docker-registry binary (Debian package docker-registry) is not installed")
