@@ -81,6 +81,7 @@ echo "==> integration summary"
 echo "    targets:  ${targets:-all}"
 echo "    duration: ${elapsed}s"
 echo "    results:  $coll_dir/tests/output/"
+echo "    logs:     $workdir/logs/ (registries, token server, fault proxy, moto; written at teardown)"
 if [ "$rc" -eq 0 ]; then
   echo "==> integration: PASSED"
 else

@@ -132,7 +132,7 @@ def start_process(workdir: str, name: str, argv: list[str]) -> int:
     os.makedirs(os.path.join(workdir, "run"), exist_ok=True)
     os.makedirs(os.path.join(workdir, "logs"), exist_ok=True)
     log_path = os.path.join(workdir, "logs", name + ".log")
-    with open(log_path, "ab") as log_file, open(os.devnull, "rb") as devnull:
+    with open(log_path, "wb") as log_file, open(os.devnull, "rb") as devnull:
         # A session of its own: down() ends exactly this process group and nothing else.
         proc = subprocess.Popen(  # pylint: disable=consider-using-with
             argv, stdin=devnull, stdout=log_file, stderr=subprocess.STDOUT,
@@ -219,16 +219,25 @@ def _state_path(workdir: str) -> str:
     return os.path.join(workdir, "state.json")
 
 
-def remove_containers() -> None:
-    ids = docker("ps", "-aq", "--filter", "label=" + LABEL, "--filter", "name=^" + PREFIX).split()
-    if ids:
-        docker("rm", "-f", "-v", *ids)
+def remove_containers(log_dir: str | None = None) -> None:
+    names = docker("ps", "-a", "--format", "{{.Names}}", "--filter", "label=" + LABEL,
+                   "--filter", "name=^" + PREFIX).split()
+    if not names:
+        return
+    if log_dir:
+        # Keep what the registries said: the containers (and their logs) go now.
+        os.makedirs(log_dir, exist_ok=True)
+        for name in names:
+            proc = subprocess.run(["docker", "logs", name], capture_output=True, check=False)
+            with open(os.path.join(log_dir, name[len(PREFIX):] + ".log"), "wb") as handle:
+                handle.write(proc.stdout + proc.stderr)
+    docker("rm", "-f", "-v", *names)
 
 
 def down(workdir: str, config_path: str | None = None) -> None:
     for name in ("faultproxy", "tokenserver", "moto"):
         stop_process(workdir, name)
-    remove_containers()
+    remove_containers(os.path.join(workdir, "logs") if os.path.isdir(workdir) else None)
     try:
         with open(_state_path(workdir), encoding="utf-8") as handle:
             state = json.load(handle)
