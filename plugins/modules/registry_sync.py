@@ -81,6 +81,7 @@ options:
         description:
           - Copy these tags instead of listing the source repository. A tag missing from the source is reported
             in RV(failed_images).
+          - Quote tags that look like numbers (V("1.10")); YAML would otherwise read C(1.10) as the number C(1.1).
         type: list
         elements: str
       tag_regex:
