@@ -439,8 +439,8 @@ class _VerifyingReader:
     def __init__(self, stream, digest: str, size: int, reference: str) -> None:
         self._stream = stream
         # the client's BlobStream verifies size and digest itself, withholding the last
-        # chunk the same way; hashing 512 MiB twice would only cost CPU
-        self._verify = not isinstance(stream, BlobStream)
+        # chunk the same way when it knows the length; hashing 512 MiB twice would only cost CPU
+        self._verify = not (isinstance(stream, BlobStream) and stream.size is not None)
         self._digest = digest
         self._size = size
         self._reference = reference
