@@ -378,11 +378,8 @@ def main() -> None:
     try:
         registry = parse_registry(params["registry"])
         repository, reference = normalise(registry, params.get("repository"), params.get("reference"))
-        client = client_from_params(params, registry)
-        try:
+        with client_from_params(params, registry) as client:
             result = RegistryInfo(client, registry).run(repository, reference)
-        finally:
-            client.close()
     except RegistryError as err:
         module.fail_json(**err.to_result())
     module.exit_json(**result)

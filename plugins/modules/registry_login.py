@@ -370,7 +370,8 @@ class RegistryLogin:
         if provider == "ecr" and not params["reauthorize"] and before is not None \
                 and before.username == ECR_USERNAME and before.password:
             try:
-                client_from_params(params, registry, credentials=before).ping()
+                with client_from_params(params, registry, credentials=before) as client:
+                    client.ping()
             except Unauthorized:
                 pass
             else:
@@ -380,7 +381,8 @@ class RegistryLogin:
                 return result
 
         # Verify before writing anything: a rejected login must not replace working credentials.
-        client_from_params(params, registry, credentials=credentials).ping()
+        with client_from_params(params, registry, credentials=credentials) as client:
+            client.ping()
         changed = store_credentials(registry, credentials, self.config_path, check_mode=self.check_mode)
         result = self._result(registry, provider, changed, username=credentials.username, verified=True)
         if self.want_diff:
