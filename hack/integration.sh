@@ -71,17 +71,27 @@ fi
 
 echo "==> ansible-test integration ${targets:-(all targets)}"
 cd "$coll_dir" || exit 2
+log=$workdir/logs/ansible-test.log
+mkdir -p "$workdir/logs"
+# --continue-on-error: one failing target must not hide the state of the others.
 # shellcheck disable=SC2086  # TARGETS is a space-separated list of target names
-ansible-test integration --local --python "$py" --color no $targets
-rc=$?
+ansible-test integration --local --python "$py" --color no --continue-on-error $targets 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
 elapsed=$(( $(date +%s) - started ))
 
+ran=$(sed -n 's/^Running \(.*\) integration test role$/\1/p' "$log" | tr '\n' ' ')
+# ansible-test ends with "FATAL: The N integration test(s) listed below ... failed ...:" and one target a line.
+failed=$(sed -n '/^[A-Z]*: The [0-9]* integration test(s) listed below/,$p' "$log" | tail -n +2 |
+  grep -E '^[A-Za-z0-9_]+$' | tr '\n' ' ')
 echo
 echo "==> integration summary"
-echo "    targets:  ${targets:-all}"
-echo "    duration: ${elapsed}s"
-echo "    results:  $coll_dir/tests/output/"
-echo "    logs:     $workdir/logs/ (registries, token server, fault proxy, moto; written at teardown)"
+echo "    targets run: ${ran:-none}"
+if [ -n "${failed// /}" ]; then
+  echo "    failed:      $failed"
+fi
+echo "    duration:    ${elapsed}s"
+echo "    results:     $coll_dir/tests/output/ (ansible-test output also in $log)"
+echo "    logs:        $workdir/logs/ (registries, token server, fault proxy, moto; written at teardown)"
 if [ "$rc" -eq 0 ]; then
   echo "==> integration: PASSED"
 else
