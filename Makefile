@@ -21,6 +21,9 @@ PYENV_ROOT ?= $(HOME)/.pyenv
 export ANSIBLE_COLLECTIONS_PATH := $(COLL_ROOT)
 export ANSIBLE_ROLES_PATH := $(COLL_DIR)/roles
 export PATH := $(BIN):$(PATH)
+# The default build dir sits inside this git checkout, where it is ignored: without a
+# ceiling, ansible-test and ansible-lint would ask git for the file list and find none.
+export GIT_CEILING_DIRECTORIES := $(BUILD)
 export ANSIBLE_FORCE_COLOR ?= 0
 export ANSIBLE_NOCOLOR ?= 1
 export PY_COLORS ?= 0
