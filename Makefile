@@ -8,7 +8,10 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= $(CURDIR)/.venv
 BIN := $(VENV)/bin
-BUILD ?= $(CURDIR)/.build
+# The build dir must lie outside this git checkout: ansible-test walks up from the
+# installed collection looking for .git and, finding this checkout (where the build dir
+# is ignored), asks git for the file list and gets none. One dir per checkout.
+BUILD ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/dockyard-registry/build-$(shell printf %s '$(CURDIR)' | md5sum | cut -c1-8)
 COLL_ROOT := $(BUILD)/collections
 COLL_DIR := $(COLL_ROOT)/ansible_collections/dockyard/registry
 VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
@@ -21,9 +24,6 @@ PYENV_ROOT ?= $(HOME)/.pyenv
 export ANSIBLE_COLLECTIONS_PATH := $(COLL_ROOT)
 export ANSIBLE_ROLES_PATH := $(COLL_DIR)/roles
 export PATH := $(BIN):$(PATH)
-# The default build dir sits inside this git checkout, where it is ignored: without a
-# ceiling, ansible-test and ansible-lint would ask git for the file list and find none.
-export GIT_CEILING_DIRECTORIES := $(BUILD)
 export ANSIBLE_FORCE_COLOR ?= 0
 export ANSIBLE_NOCOLOR ?= 1
 export PY_COLORS ?= 0
