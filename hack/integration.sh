@@ -14,7 +14,7 @@
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
-collections=${ANSIBLE_COLLECTIONS_PATH:-$here/.build/collections}
+collections=${ANSIBLE_COLLECTIONS_PATH:?run it through make integration, which sets ANSIBLE_COLLECTIONS_PATH to the installed collection}
 collections=${collections%%:*}
 coll_dir=$collections/ansible_collections/dockyard/registry
 workdir=${DOCKYARD_IT_DIR:-/tmp/dockyard-it}
