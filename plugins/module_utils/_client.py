@@ -24,6 +24,7 @@ reference but never a secret.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import http.client
 import io
@@ -255,9 +256,11 @@ class HttpTransport(Transport):
     absolute URL.
     """
 
-    def __init__(self, ssl_context: Optional[ssl.SSLContext] = None, *, max_idle: int = 4,
-                 block_size: int = UPLOAD_BLOCK_SIZE) -> None:
+    def __init__(self, ssl_context: Union[None, ssl.SSLContext, Callable[[], ssl.SSLContext]] = None, *,
+                 max_idle: int = 4, block_size: int = UPLOAD_BLOCK_SIZE) -> None:
+        # an SSLContext, or a function that makes one on the first HTTPS connection
         self._ssl_context = ssl_context
+        self._ssl_lock = threading.Lock()
         self._max_idle = max_idle
         self._block_size = block_size
         self._local = threading.local()
@@ -282,15 +285,22 @@ class HttpTransport(Transport):
             headers["Proxy-Authorization"] = "Basic " + base64.b64encode(raw).decode("ascii")
         return parts.hostname or "", parts.port or 3128, headers
 
+    def _context(self) -> Optional[ssl.SSLContext]:
+        if callable(self._ssl_context):
+            with self._ssl_lock:
+                if callable(self._ssl_context):
+                    self._ssl_context = self._ssl_context()
+        return self._ssl_context
+
     def _connect(self, scheme: str, host: str, port: Optional[int], timeout: float):
         proxy = self._proxy_for(scheme, host)
         if scheme == "https":
             if proxy:
-                conn = _HTTPSConnection(proxy[0], proxy[1], timeout=timeout, context=self._ssl_context,
+                conn = _HTTPSConnection(proxy[0], proxy[1], timeout=timeout, context=self._context(),
                                         blocksize=self._block_size)
                 conn.set_tunnel(host, port or 443, headers=proxy[2])
             else:
-                conn = _HTTPSConnection(host, port or 443, timeout=timeout, context=self._ssl_context,
+                conn = _HTTPSConnection(host, port or 443, timeout=timeout, context=self._context(),
                                         blocksize=self._block_size)
             return conn, None
         if proxy:
@@ -574,8 +584,15 @@ class RegistryClient:
         self._wall_clock = wall_clock
         self._user_agent = user_agent
         if transport is None:
-            # built even for http:// registries: their token realm or blob storage may be HTTPS
-            transport = HttpTransport(self._ssl_context(validate_certs, ca_cert, client_cert, client_key))
+            # An http:// registry's token realm or blob storage may still be HTTPS, so it gets
+            # a context too; but loading the system CAs costs ~30-60 ms per client, so for a
+            # plain-HTTP registry without certificate files it is built on the first HTTPS
+            # connection only. Certificate files are always loaded here: a bad one fails early.
+            if registry.scheme == "https" or ca_cert or client_cert or client_key:
+                context = self._ssl_context(validate_certs, ca_cert, client_cert, client_key)
+            else:
+                context = functools.partial(self._ssl_context, validate_certs, None, None, None)
+            transport = HttpTransport(context)
         self.transport = transport
         self.auth = Authenticator(registry, self.credentials, self._token_fetch, clock=clock)
 
