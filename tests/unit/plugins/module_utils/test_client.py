@@ -17,10 +17,8 @@ import http.server
 import io
 import json
 import os
-import shutil
 import socket
 import ssl
-import subprocess
 import threading
 import time
 from email.utils import formatdate
@@ -60,6 +58,11 @@ from ansible_collections.dockyard.registry.tests.unit.plugins.module_utils.fake_
     FakeTransport,
     json_response,
     registry_error,
+)
+from ansible_collections.dockyard.registry.tests.unit.plugins.registry_process import (
+    free_port,
+    htpasswd_auth,
+    running_registry,
 )
 
 BASE = "https://reg.example.com"
@@ -832,9 +835,7 @@ def test_http_transport_streams_an_upload_body(http_server):
 
 
 def test_connection_refused_for_real():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     client, clock = _plain_client("http://127.0.0.1:%d" % port, retries=2)
     with pytest.raises(Unreachable) as exc:
         client.ping()
@@ -844,72 +845,19 @@ def test_connection_refused_for_real():
 
 # --- a real distribution registry ----------------------------------------------------------------
 
-REGISTRY_BIN = shutil.which("docker-registry") or shutil.which("registry")
-
-
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _die_with_parent():
-    """Best effort (Linux): the registry gets SIGTERM when the test process ends, even
-    when it ends without running fixture teardown."""
-    try:
-        import ctypes
-        import signal
-
-        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-# Function-scoped on purpose: ansible-test runs every test in a forked child that exits
-# without tearing down module-scoped fixtures, which would leave registries running.
-def _start_registry(tmp_path_factory, name, extra_config="", tls_config=""):
-    root = tmp_path_factory.mktemp(name)
-    port = _free_port()
-    config = root / "config.yml"
-    config.write_text(
-        "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\n"
-        "  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:%d\n%s%s" % (root / "data", port, tls_config, extra_config))
-    process = subprocess.Popen([REGISTRY_BIN, "serve", str(config)], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent)
-    url = "http://127.0.0.1:%d" % port
-    for _i in range(200):
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            if process.poll() is not None:
-                pytest.fail("docker-registry exited with %s" % process.returncode)
-            time.sleep(0.05)
-    return process, url
-
+# Function-scoped on purpose: see registry_process.
 
 @pytest.fixture
 def real_registry(tmp_path_factory):
-    if not REGISTRY_BIN:
-        pytest.skip("the docker-registry binary (Debian package docker-registry) is not installed")
-    process, url = _start_registry(tmp_path_factory, "registry")
-    yield url
-    process.terminate()
-    process.wait(10)
+    with running_registry(tmp_path_factory.mktemp("registry"), delete=True) as url:
+        yield url
 
 
 @pytest.fixture
 def basic_registry(tmp_path_factory):
-    if not REGISTRY_BIN:
-        pytest.skip("the docker-registry binary (Debian package docker-registry) is not installed")
-    bcrypt = pytest.importorskip("bcrypt")
-    htpasswd = tmp_path_factory.mktemp("htpasswd") / "htpasswd"
-    htpasswd.write_bytes(b"alice:" + bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(5)) + b"\n")
-    auth = "auth:\n  htpasswd:\n    realm: test\n    path: %s\n" % htpasswd
-    process, url = _start_registry(tmp_path_factory, "basic", auth)
-    yield url
-    process.terminate()
-    process.wait(10)
+    directory = tmp_path_factory.mktemp("basic")
+    with running_registry(directory, auth=htpasswd_auth(directory, {"alice": PASSWORD}), delete=True) as url:
+        yield url
 
 
 def _push_image(client, repository, tag, layer):
@@ -1037,15 +985,10 @@ def _make_pki(directory):
 
 @pytest.fixture
 def tls_registry(tmp_path_factory):
-    if not REGISTRY_BIN:
-        pytest.skip("the docker-registry binary (Debian package docker-registry) is not installed")
     pki = _make_pki(tmp_path_factory.mktemp("pki"))
-    tls = ("  tls:\n    certificate: %s\n    key: %s\n    clientcas:\n      - %s\n"
-           % (pki["server"][0], pki["server"][1], pki["ca"]))
-    process, url = _start_registry(tmp_path_factory, "tls", tls_config=tls)
-    yield url.replace("http://", ""), pki
-    process.terminate()
-    process.wait(10)
+    tls = {"certificate": pki["server"][0], "key": pki["server"][1], "clientcas": [pki["ca"]]}
+    with running_registry(tmp_path_factory.mktemp("tls"), tls=tls, delete=True) as url:
+        yield url.replace("http://", ""), pki
 
 
 def test_real_registry_tls_with_private_ca_and_client_certificate(tls_registry):
@@ -1237,8 +1180,6 @@ class _TokenHandler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def token_registry(tmp_path_factory):
-    if not REGISTRY_BIN:
-        pytest.skip("the docker-registry binary (Debian package docker-registry) is not installed")
     x509 = pytest.importorskip("cryptography.x509")
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
@@ -1261,14 +1202,14 @@ def token_registry(tmp_path_factory):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TokenHandler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     realm = "http://127.0.0.1:%d/token" % server.server_address[1]
-    auth = ("auth:\n  token:\n    realm: %s\n    service: test-registry\n    issuer: dockyard-test\n"
-            "    rootcertbundle: %s\n" % (realm, bundle))
-    process, url = _start_registry(tmp_path_factory, "token", auth)
-    yield url
-    process.terminate()
-    process.wait(10)
-    server.shutdown()
-    server.server_close()
+    auth = {"token": {"realm": realm, "service": "test-registry", "issuer": "dockyard-test",
+                      "rootcertbundle": str(bundle)}}
+    try:
+        with running_registry(tmp_path_factory.mktemp("registry"), auth=auth, delete=True) as url:
+            yield url
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_real_registry_bearer_tokens(token_registry):

@@ -128,17 +128,7 @@ def test_login_for_missing_options(provider, registry, username, password, messa
         login_for(provider, registry, username, password)
 
 
-# --- ECR against a real moto server on loopback ---------------------------------------------------
-
-@pytest.fixture(scope="module")
-def moto_endpoint():
-    server_module = pytest.importorskip("moto.server")
-    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield "http://%s:%d" % (host, port)
-    server.stop()
-
+# --- ECR against a real moto server on loopback (the moto_endpoint fixture is in ../conftest.py) -----
 
 @pytest.fixture
 def aws_env(monkeypatch, tmp_path):

@@ -11,57 +11,25 @@ failure where the machine cannot produce one on demand.
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import json
 import os
 import stat
 
 import bcrypt
 import pytest
 
-from ansible.module_utils import basic
-
 from ansible_collections.dockyard.registry.plugins.module_utils import _htpasswd
 from ansible_collections.dockyard.registry.plugins.modules import htpasswd_user
-
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core < 2.19
-    @contextlib.contextmanager
-    def patch_module_args(args=None):
-        from ansible.module_utils.common.text.converters import to_bytes
-        old = basic._ANSIBLE_ARGS
-        basic._ANSIBLE_ARGS = to_bytes(json.dumps({"ANSIBLE_MODULE_ARGS": args or {}}))
-        try:
-            yield
-        finally:
-            basic._ANSIBLE_ARGS = old
+from ansible_collections.dockyard.registry.tests.unit.plugins.modules.utils import Run
+from ansible_collections.dockyard.registry.tests.unit.plugins.modules.utils import run_module as run_main
 
 PASSWORD = "Sup3r-Secr3t-for-the-unit-tests"
 OTHER_BCRYPT = b"$2y$04$FVr69PNa8cyXVHeVA8/Nu.QemgHbAkVxIbdVk5UJGTj1XY3xhRuNq"  # password "secret"
 
 
-class Run:
-    def __init__(self, rc: int, result: dict, stdout: str) -> None:
-        self.rc = rc
-        self.result = result
-        self.stdout = stdout
-
-    @property
-    def failed(self) -> bool:
-        return bool(self.result.get("failed"))
-
-
 def run_module(capsys, check_mode: bool = False, diff: bool = False, **args) -> Run:
     args.setdefault("cost", 4)
-    module_args = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
-    capsys.readouterr()
-    with patch_module_args(module_args):
-        with pytest.raises(SystemExit) as exc:
-            htpasswd_user.main()
-    stdout = capsys.readouterr().out
-    return Run(exc.value.code or 0, json.loads(stdout), stdout)
+    return run_main(capsys, htpasswd_user, check_mode=check_mode, diff=diff, **args)
 
 
 def read(path) -> bytes:

@@ -10,37 +10,18 @@ registry is Debian's ``docker-registry`` (the registry:2 software) on loopback.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import shutil
-import socket
-import subprocess
-import time
-import urllib.error
 import urllib.parse
 import urllib.request
 
 import pytest
 
-from ansible.module_utils import basic
-
 from ansible_collections.dockyard.registry.plugins.module_utils._client import RegistryClient
 from ansible_collections.dockyard.registry.plugins.module_utils._reference import parse_registry
 from ansible_collections.dockyard.registry.plugins.modules import registry_info
-
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core < 2.19
-    @contextlib.contextmanager
-    def patch_module_args(args=None):
-        from ansible.module_utils.common.text.converters import to_bytes
-        old = basic._ANSIBLE_ARGS
-        basic._ANSIBLE_ARGS = to_bytes(json.dumps({"ANSIBLE_MODULE_ARGS": args or {}}))
-        try:
-            yield
-        finally:
-            basic._ANSIBLE_ARGS = old
+from ansible_collections.dockyard.registry.tests.unit.plugins.modules.utils import run_module as run_main
+from ansible_collections.dockyard.registry.tests.unit.plugins.registry_process import running_registry
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -50,12 +31,6 @@ OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 
 def digest_of(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Pusher:
@@ -95,29 +70,10 @@ class Pusher:
         return descriptor, document
 
 
-@pytest.fixture(scope="module")
+# Function-scoped like every registry here (see registry_process): a fresh, filled registry per test.
+@pytest.fixture
 def content(tmp_path_factory):
-    binary = shutil.which("docker-registry")
-    if binary is None:
-        pytest.skip("the docker-registry program (Debian package docker-registry) is not installed")
-    directory = tmp_path_factory.mktemp("registry")
-    port = free_port()
-    (directory / "config.yml").write_text(json.dumps({
-        "version": 0.1,
-        "log": {"level": "error"},
-        "storage": {"filesystem": {"rootdirectory": str(directory / "data")}},
-        "http": {"addr": "127.0.0.1:%d" % port},
-    }))
-    process = subprocess.Popen([binary, "serve", str(directory / "config.yml")],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = "http://127.0.0.1:%d" % port
-    try:
-        for _attempt in range(200):
-            try:
-                urllib.request.urlopen(base + "/v2/", timeout=2)  # nosec B310
-                break
-            except OSError:
-                time.sleep(0.05)
+    with running_registry(tmp_path_factory.mktemp("registry")) as base:
         pusher = Pusher(base)
         shared = b"shared layer " * 100
         amd64, amd64_doc = pusher.image("team/app", "amd64", "amd64", None, [shared, b"amd64 only"])
@@ -134,17 +90,10 @@ def content(tmp_path_factory):
             "registry": base, "amd64": amd64, "arm64": arm64, "index": index_desc,
             "amd64_doc": amd64_doc, "arm64_doc": arm64_doc, "shared_size": len(shared),
         }
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 def run_module(capsys, **args) -> dict:
-    capsys.readouterr()
-    with patch_module_args(dict(args, config_path="/nonexistent/config.json")):
-        with pytest.raises(SystemExit):
-            registry_info.main()
-    return json.loads(capsys.readouterr().out)
+    return run_main(capsys, registry_info, config_path="/nonexistent/config.json", **args).result
 
 
 def test_catalog(capsys, content):

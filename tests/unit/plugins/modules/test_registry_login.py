@@ -12,99 +12,34 @@ is mocked: the module verifies credentials over HTTP and writes a real config.js
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import os
-import shutil
-import socket
 import stat
-import subprocess
-import time
-import urllib.error
-import urllib.request
 
-import bcrypt
 import pytest
 
-from ansible.module_utils import basic
-
 from ansible_collections.dockyard.registry.plugins.modules import registry_login
-
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core < 2.19
-    @contextlib.contextmanager
-    def patch_module_args(args=None):
-        from ansible.module_utils.common.text.converters import to_bytes
-        old = basic._ANSIBLE_ARGS
-        basic._ANSIBLE_ARGS = to_bytes(json.dumps({"ANSIBLE_MODULE_ARGS": args or {}}))
-        try:
-            yield
-        finally:
-            basic._ANSIBLE_ARGS = old
+from ansible_collections.dockyard.registry.tests.unit.plugins.modules.utils import Run
+from ansible_collections.dockyard.registry.tests.unit.plugins.modules.utils import run_module as run_main
+from ansible_collections.dockyard.registry.tests.unit.plugins.registry_process import (
+    free_port,
+    htpasswd_auth,
+    running_registry,
+)
 
 PASSWORD = "Login-Unit-S3cret"
 ECR_ACCOUNT = "123456789012"
 ECR_PASSWORD = "%s-auth-token" % ECR_ACCOUNT  # what moto's get_authorization_token hands out
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until_up(url: str, process: subprocess.Popen) -> None:
-    for _attempt in range(200):
-        if process.poll() is not None:
-            raise RuntimeError("the registry process exited with %s" % process.returncode)
-        try:
-            urllib.request.urlopen(url, timeout=2)  # nosec B310 - loopback test registry
-            return
-        except urllib.error.HTTPError:
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("registry at %s did not come up" % url)
-
-
-@pytest.fixture(scope="module")
+# Function-scoped like every registry here (see registry_process).
+@pytest.fixture
 def registry(tmp_path_factory):
     """``http://127.0.0.1:<port>`` of a registry with htpasswd users ``alice`` and ``AWS``."""
-    binary = shutil.which("docker-registry")
-    if binary is None:
-        pytest.skip("the docker-registry program (Debian package docker-registry) is not installed")
     directory = tmp_path_factory.mktemp("registry")
-    lines = []
-    for user, password in (("alice", PASSWORD), ("AWS", ECR_PASSWORD)):
-        lines.append("%s:%s" % (user, bcrypt.hashpw(password.encode(), bcrypt.gensalt(4)).decode()))
-    (directory / "htpasswd").write_text("\n".join(lines) + "\n")
-    port = free_port()
-    (directory / "config.yml").write_text(json.dumps({
-        "version": 0.1,
-        "log": {"level": "error"},
-        "storage": {"filesystem": {"rootdirectory": str(directory / "data")}},
-        "http": {"addr": "127.0.0.1:%d" % port},
-        "auth": {"htpasswd": {"realm": "unit", "path": str(directory / "htpasswd")}},
-    }))
-    process = subprocess.Popen([binary, "serve", str(directory / "config.yml")],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_until_up("http://127.0.0.1:%d/v2/" % port, process)
-        yield "http://127.0.0.1:%d" % port
-    finally:
-        process.terminate()
-        process.wait(10)
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint():
-    server_module = pytest.importorskip("moto.server")
-    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield "http://%s:%d" % (host, port)
-    server.stop()
+    auth = htpasswd_auth(directory, {"alice": PASSWORD, "AWS": ECR_PASSWORD}, realm="unit")
+    with running_registry(directory, auth=auth) as url:
+        yield url
 
 
 @pytest.fixture(autouse=True)
@@ -117,21 +52,8 @@ def isolated_env(monkeypatch, tmp_path):
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws-credentials"))
 
 
-class Run:
-    def __init__(self, rc: int, result: dict, stdout: str) -> None:
-        self.rc = rc
-        self.result = result
-        self.stdout = stdout
-
-
 def run_module(capsys, check_mode: bool = False, diff: bool = False, **args) -> Run:
-    module_args = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
-    capsys.readouterr()
-    with patch_module_args(module_args):
-        with pytest.raises(SystemExit) as exc:
-            registry_login.main()
-    stdout = capsys.readouterr().out
-    return Run(exc.value.code or 0, json.loads(stdout), stdout)
+    return run_main(capsys, registry_login, check_mode=check_mode, diff=diff, **args)
 
 
 def host_of(url: str) -> str:
