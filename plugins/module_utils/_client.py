@@ -581,6 +581,7 @@ class RegistryClient:
         self.page_size = page_size
         self._sleep = sleep
         self._clock = clock
+        self._answered = False  # set once any request got an HTTP answer (see _network_error)
         self._wall_clock = wall_clock
         self._user_agent = user_agent
         if transport is None:
@@ -673,17 +674,24 @@ class RegistryClient:
                 return TLSError("TLS handshake with %s failed (%s): the registry wants a client certificate "
                                 "it trusts: give client_cert and client_key" % (address, reason),
                                 registry=registry, reference=reference), False
-            hint = ""
             if reason in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "UNKNOWN_PROTOCOL"):
-                hint = "; is it a plain HTTP registry? then write it as http://%s" % where.netloc
-            return TLSError("TLS handshake with %s failed (%s)%s: give ca_cert or trust the CA "
-                            "(or validate_certs=false)" % (address, reason, hint),
+                # The peer does not speak TLS at all: a CA would not help.
+                return TLSError("TLS handshake with %s failed (%s): is it a plain HTTP registry? then write "
+                                "it as http://%s" % (address, reason, where.netloc),
+                                registry=registry, reference=reference), False
+            return TLSError("TLS handshake with %s failed (%s): give ca_cert or trust the CA "
+                            "(or validate_certs=false)" % (address, reason),
                             registry=registry, reference=reference), False
         if isinstance(exc, socket.gaierror):
             return Unreachable("cannot resolve %s: the registry is unreachable at %s"
                                % (where.hostname, address), registry=registry, reference=reference), False
         if isinstance(exc, ConnectionRefusedError):
+            # Refused after the registry has answered before: it is restarting, retry. Refused
+            # on first contact: nothing listens there; waiting would only delay the error.
             why = "connection refused"
+            if not self._answered:
+                return Unreachable("%s: the registry is unreachable at %s (is it running, and is the port "
+                                   "right?)" % (why, address), registry=registry, reference=reference), False
         elif isinstance(exc, (socket.timeout, TimeoutError)):
             why = "no answer within %ss" % self.timeout
         elif isinstance(exc, http.client.HTTPException):
@@ -765,6 +773,7 @@ class RegistryClient:
                     continue
                 raise error from None
             data = self._read_body(response, SMALL_BODY_LIMIT)
+            self._answered = True
             if response.status in RETRY_STATUSES and budget.wait(
                     parse_retry_after(response.getheader("Retry-After"), self._wall_clock)):
                 continue
@@ -843,6 +852,7 @@ class RegistryClient:
                 raise error from None
 
             status = response.status
+            self._answered = True
             if status in ok:
                 if stream:
                     return response
