@@ -88,24 +88,18 @@ options:
     type: bool
     default: true
 extends_documentation_fragment:
+  - dockyard.registry.attributes
+  - dockyard.registry.attributes.ACTIONGROUP_REGISTRY
   - ansible.builtin.files
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Returns details on what has changed (or possibly needs changing in check mode), when in diff mode.
     support: full
     details:
       - The diff lists the user names in the file before and after, never hashes or passwords.
   idempotent:
-    description: When run twice in a row outside check mode with the same arguments, the second run indicates no change.
     support: full
-  action_group:
-    description: Use C(group/dockyard.registry.registry) in C(module_defaults) to set defaults for this module.
-    support: full
-    membership:
-      - dockyard.registry.registry
 notes:
   - The registry refuses an htpasswd file in which a line is neither blank, a comment nor C(name:hash). The module
     keeps such lines as they are and warns about them.

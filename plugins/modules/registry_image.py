@@ -25,23 +25,17 @@ description:
 author:
   - dockyard.registry contributors (@dockyard)
 extends_documentation_fragment:
+  - dockyard.registry.attributes
+  - dockyard.registry.attributes.ACTIONGROUP_REGISTRY
   - dockyard.registry.registry_connection
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying the target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or would change) when in diff mode.
     support: full
     details: The digest of O(name) and of each extra tag, before and after.
   idempotent:
-    description: When run twice with the same arguments, the second run reports no change.
     support: full
-  action_group:
-    description: Use C(group/dockyard.registry.registry) in C(module_defaults) to set defaults for this module.
-    support: full
-    membership:
-      - dockyard.registry.registry
 options:
   name:
     description:

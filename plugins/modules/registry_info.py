@@ -39,24 +39,18 @@ options:
       - Without it the module lists the tags of O(repository).
     type: str
 extends_documentation_fragment:
+  - dockyard.registry.attributes
+  - dockyard.registry.attributes.ACTIONGROUP_REGISTRY
   - dockyard.registry.registry_connection
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying the target.
     support: full
     details: The module only reads, so it runs the same in check mode.
   diff_mode:
-    description: Will return details on what has changed (or would change) when in diff mode.
     support: N/A
     details: The module never changes anything.
   idempotent:
-    description: When run twice with the same arguments, the second run reports no change.
     support: full
-  action_group:
-    description: Use C(group/dockyard.registry.registry) in C(module_defaults) to set defaults for this module.
-    support: full
-    membership:
-      - dockyard.registry.registry
 notes:
   - Without O(username) and O(password) the credentials the docker CLI would use for the registry are taken from
     O(config_path) (see M(dockyard.registry.registry_login)); without any, requests are anonymous.

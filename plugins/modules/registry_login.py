@@ -121,25 +121,19 @@ notes:
   - Credentials given to this module are used as they are; only when no O(username)/O(password) is given do the
     other modules of this collection fall back to the configuration file.
 extends_documentation_fragment:
+  - dockyard.registry.attributes
+  - dockyard.registry.attributes.ACTIONGROUP_REGISTRY
   - dockyard.registry.registry_connection
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying the target.
     support: full
     details: The credentials are verified against the registry in check mode too.
   diff_mode:
-    description: Will return details on what has changed (or would change) when in diff mode.
     support: full
     details: The diff names the registry and the user, never the secret.
   idempotent:
-    description: When run twice with the same arguments, the second run reports no change.
     support: full
     details: For O(provider=ecr) only with O(reauthorize=false), because every ECR token is new.
-  action_group:
-    description: Use C(group/dockyard.registry.registry) in C(module_defaults) to set defaults for this module.
-    support: full
-    membership:
-      - dockyard.registry.registry
 requirements:
   - boto3 (only for O(provider=ecr))
 seealso:
