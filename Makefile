@@ -29,7 +29,7 @@ export ANSIBLE_NOCOLOR ?= 1
 export PY_COLORS ?= 0
 
 .PHONY: help demo test venv engine packages image build install sanity units lint \
-        integration molecule clean-containers clean bench changelog
+        integration molecule clean-containers clean bench
 
 help:
 	@echo "make demo   set everything up and deploy a TLS + htpasswd registry on localhost"
@@ -98,6 +98,8 @@ units: install
 lint: install
 	@echo "==> ansible-lint"
 	cd $(COLL_DIR) && $(BIN)/ansible-lint --offline roles/ playbooks/
+	@echo "==> antsibull-changelog lint (changelog fragments)"
+	$(BIN)/antsibull-changelog lint
 
 integration: install image packages
 	@echo "==> integration tests against real registries"
@@ -119,5 +121,3 @@ bench: venv image install
 	@WITH_HYPERFINE=1 hack/ensure-packages.sh
 	$(BIN)/python benchmarks/run.py
 
-changelog: venv
-	$(BIN)/antsibull-changelog lint
