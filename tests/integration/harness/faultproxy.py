@@ -182,22 +182,20 @@ class ProxyHandler(BaseHTTPRequestHandler):
                     while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
                         pass
                     return
-                remaining = size
-                while remaining:
-                    data = self.rfile.read(min(CHUNK, remaining))
-                    if not data:
-                        raise ConnectionError("client closed the connection mid-body")
-                    remaining -= len(data)
-                    yield data
+                yield from self._read_exactly(size)
                 self.rfile.readline(1024)
         else:
-            remaining = int(self.headers.get("Content-Length") or 0)
-            while remaining:
-                data = self.rfile.read(min(CHUNK, remaining))
-                if not data:
-                    raise ConnectionError("client closed the connection mid-body")
-                remaining -= len(data)
-                yield data
+            yield from self._read_exactly(int(self.headers.get("Content-Length") or 0))
+
+    def _read_exactly(self, size: int) -> t.Iterator[bytes]:
+        """``size`` bytes of the request body in blocks of at most CHUNK."""
+        remaining = size
+        while remaining:
+            data = self.rfile.read(min(CHUNK, remaining))
+            if not data:
+                raise ConnectionError("client closed the connection mid-body")
+            remaining -= len(data)
+            yield data
 
     def _send_json(self, status: int, body: t.Any, headers: dict[str, str] | None = None) -> None:
         data = json.dumps(body, indent=2).encode()
