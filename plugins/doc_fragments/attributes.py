@@ -46,4 +46,5 @@ attributes:
       - Not a member of an action group, because it does not take the options of
         C(group/dockyard.registry.registry); set its defaults in C(module_defaults) under its own name.
     support: none
+    membership: []
 """

@@ -128,8 +128,8 @@ class RetryStats:
             if self.network_errors:
                 why.append("connection errors x%d" % self.network_errors)
             return ("%d request(s) to %s were retried (%s; %.1f s spent waiting): the registry is overloaded, "
-                    "rate-limiting or flapping" % (self.count, ", ".join(self.registries), ", ".join(why),
-                                                    self.waited))
+                    "rate-limiting or flapping"
+                    % (self.count, ", ".join(self.registries), ", ".join(why), self.waited))
 
 
 class _RetryBudget:
@@ -581,9 +581,9 @@ class RegistryClient:
         if raw:
             response.body = self._read_body(response, SMALL_BODY_LIMIT)  # type: ignore[attr-defined]
             if status in RETRY_STATUSES:
-                error = ServerError("%s answered HTTP %d to %s" % (urlsplit(url).netloc, status,
-                                                                    self._request_line(method, url)),
-                                    registry=self.registry.display, status=status)
+                answered = (urlsplit(url).netloc, status, self._request_line(method, url))
+                error = ServerError("%s answered HTTP %d to %s" % answered, registry=self.registry.display,
+                                    status=status)
                 raise _Retry(error, parse_retry_after(response.getheader("Retry-After"), self._wall_clock),
                              response)
             return response
@@ -630,12 +630,16 @@ class RegistryClient:
                               % (registry, request, response.status),
                               registry=registry, reference=reference, status=response.status)
         target = urljoin(state.url, location)
+        if target in state.seen:
+            raise ServerError("%s answered %s with a redirect loop (HTTP %d back to %s)"
+                              % (registry, request, response.status, _shown(target)),
+                              registry=registry, reference=reference, status=response.status)
         if not follow:
             raise ServerError("%s answered %s with a redirect (HTTP %d to %s), which a registry does not send for "
                               "this request: is a proxy or a login page in the way?"
                               % (registry, request, response.status, _shown(target)),
                               registry=registry, reference=reference, status=response.status)
-        if target in state.seen or state.redirects >= MAX_REDIRECTS:
+        if state.redirects >= MAX_REDIRECTS:
             raise ServerError("%s answered %s with a redirect loop (%d redirects, the last to %s)"
                               % (registry, request, state.redirects + 1, _shown(target)),
                               registry=registry, reference=reference, status=response.status)

@@ -123,8 +123,8 @@ class RegistryImage:
         params = self.params
         source = _with_default_tag(parse_reference(params["source"], self.default_registry))
         same = source.registry == self.ref.registry and not any(params.get(k) for k in SOURCE_OPTIONS)
-        src_client = self.client if same else client_from_params(params, source.registry, "source_",
-                                                                  retry_stats=self.retry_stats)
+        src_client = self.client if same else client_from_params(
+            params, source.registry, "source_", retry_stats=self.retry_stats)
         platforms = normalise_platforms(params["platforms"] or ["all"])
         plan = plan_copies([CopyJob(source, self.ref)], lambda r: src_client, lambda r: self.client,
                            platforms=platforms, concurrency=params["concurrency"])

@@ -168,7 +168,8 @@ class Manifest:
         def what() -> str:
             return "%s answered %s with %s" % (registry, request, "%s")
 
-        if header == "text/html" or (header in _GENERIC_TYPES and raw[:1] == b"<"):
+        looks_html = raw.lstrip()[:1] == b"<"
+        if looks_html and (header == "text/html" or header in _GENERIC_TYPES):
             raise ServerError(what() % ("an HTML page (Content-Type %s) instead of a manifest: is a proxy or a login "
                                         "page in the way? It starts: %s" % (header or "none", _excerpt(raw))),
                               registry=registry, reference=reference)
@@ -266,7 +267,7 @@ def _parse_json(raw: bytes, what: Callable[[], str]) -> dict:
         data = json.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise ServerError("%s that is not JSON (%s); it starts: %s"
-                          % (what(), str(exc).split(":")[0], _excerpt(raw) or "(empty)")) from None
+                          % (what(), str(exc).split(":", maxsplit=1)[0], _excerpt(raw) or "(empty)")) from None
     if not isinstance(data, dict):
         raise ServerError("%s that is JSON but not an object (a %s)" % (what(), type(data).__name__))
     return data

@@ -237,6 +237,7 @@ from ansible_collections.dockyard.registry.plugins.module_utils._argspec import 
 )
 from ansible_collections.dockyard.registry.plugins.module_utils._image import registry_image
 
+
 def argument_spec() -> dict:
     spec = connection_argument_spec()
     spec.update((k, v) for k, v in connection_argument_spec("source_").items() if k.startswith("source_"))

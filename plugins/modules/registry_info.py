@@ -215,6 +215,7 @@ from ansible_collections.dockyard.registry.plugins.module_utils._argspec import 
 )
 from ansible_collections.dockyard.registry.plugins.module_utils._info import registry_info
 
+
 def argument_spec() -> dict:
     spec = connection_argument_spec()
     spec["registry"] = dict(type="str", required=True)

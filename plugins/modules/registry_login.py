@@ -264,6 +264,7 @@ from ansible_collections.dockyard.registry.plugins.module_utils._argspec import 
 )
 from ansible_collections.dockyard.registry.plugins.module_utils._login import registry_login
 
+
 def argument_spec() -> dict:
     spec = connection_argument_spec()
     spec.update(

@@ -295,6 +295,7 @@ from ansible_collections.dockyard.registry.plugins.module_utils._argspec import 
 )
 from ansible_collections.dockyard.registry.plugins.module_utils._sync import registry_sync
 
+
 def argument_spec() -> dict:
     spec = dict(
         source_registry=dict(type="str", required=True),

@@ -71,6 +71,7 @@ def test_the_media_type_comes_from_the_answer_or_the_document(content_type, docu
     (OCI_MANIFEST, b"[1, 2]", ["JSON but not an object (a list)"]),
     ("text/plain", b"hello", ["not JSON", "hello"]),
     ("image/png", json.dumps(IMAGE).encode(), ["Content-Type image/png", "not a manifest media type"]),
+    ("text/html", json.dumps(IMAGE).encode(), ["Content-Type text/html, which is not a manifest media type"]),
     (OCI_MANIFEST, json.dumps(dict(IMAGE, mediaType=DOCKER_MANIFEST)).encode(),
      ["Content-Type %s" % OCI_MANIFEST, "mediaType %s" % DOCKER_MANIFEST]),
     ("application/json", b'{"schemaVersion": 2}', ["neither its Content-Type nor its content"]),

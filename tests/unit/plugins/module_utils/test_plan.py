@@ -144,8 +144,8 @@ def test_bad_repository_items(item, message):
 def test_repositories_get_the_prefix_and_their_destination_name():
     entries = normalise_repositories(["team/app", {"name": "team/tool", "destination": "tools/x", "latest": "2"}],
                                      "/mirror/")
-    assert [(e.name, e.destination, e.tags) for e in entries] == [("team/app", "mirror/team/app", None),
-                                                                   ("team/tool", "mirror/tools/x", None)]
+    assert [(e.name, e.destination, e.tags) for e in entries] == [
+        ("team/app", "mirror/team/app", None), ("team/tool", "mirror/tools/x", None)]
     assert entries[1].filter.latest == 2
 
 
@@ -156,11 +156,11 @@ def test_select_sync_lists_filters_and_finds_prune_candidates(src, dst):
     dst.add_image("team/app", "1.0", BASE)
     entries = normalise_repositories([{"name": "team/app", "semver": "<2"}, "team/nope"], None)
     selection = select_sync(entries, src.client(), dst.client(), SRC, DST, prune=True)
-    assert [str(j.destination) for j in selection.jobs] == ["dst.example:5000/team/app:1.0",
-                                                           "dst.example:5000/team/app:1.1"]
+    assert [str(j.destination) for j in selection.jobs] == [
+        "dst.example:5000/team/app:1.0", "dst.example:5000/team/app:1.1"]
     assert [str(r) for r in selection.prune] == ["dst.example:5000/team/app:0.9"]
-    assert [(f["reference"], f["error_kind"]) for f in selection.failures] == [("src.example:5000/team/nope",
-                                                                                 "not_found")]
+    assert [(f["reference"], f["error_kind"]) for f in selection.failures] == [
+        ("src.example:5000/team/nope", "not_found")]
 
 
 def test_select_sync_with_explicit_tags_lists_nothing(src, dst):

@@ -169,6 +169,7 @@ def test_connection_refused_for_real():
     assert "the registry is unreachable at http://127.0.0.1:%d" % port in str(exc.value)
     assert clock.sleeps == []  # nothing ever answered there: no point in waiting
 
+
 class _FifoWriter(threading.Thread):
     """Opens the write end of a FIFO as soon as anyone opens its read end, then closes it: code
     that opens the FIFO gets EOF instead of blocking forever (so a regression fails, not hangs)."""

@@ -108,4 +108,4 @@ def test_documented_group_membership_is_the_runtime_one(name):
     if in_groups:
         assert attribute.get("support") == "full" and sorted(attribute.get("membership")) == in_groups, name
     else:
-        assert attribute.get("support") == "none", name
+        assert attribute.get("support") == "none" and not attribute.get("membership"), name

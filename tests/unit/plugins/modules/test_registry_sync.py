@@ -83,8 +83,7 @@ def test_prune_only_touches_synced_repositories(registries):
     seed(src)
     _sync.RegistrySync(params(repositories=["team/app", "team/tool"])).run()
     dst.add_image("other/repo", "keep-me", [b"x"])
-    result = _sync.RegistrySync(params(repositories=[{"name": "team/app", "tags": ["2.0"]}],
-                                               prune=True)).run()
+    result = _sync.RegistrySync(params(repositories=[{"name": "team/app", "tags": ["2.0"]}], prune=True)).run()
     assert sorted(result["pruned"]) == sorted(DST + "/team/app:" + t for t in ["1.0", "1.1", "v1.2.0", "latest", "1.1-debug"])
     assert sorted(dst.tags["team/app"]) == ["2.0"]
     assert dst.tags["team/tool"] and dst.tags["other/repo"]
@@ -104,7 +103,7 @@ def test_two_sources_into_one_destination_is_refused(registries):
     seed(src)
     with pytest.raises(InvalidInput, match="would receive both"):
         _sync.RegistrySync(params(repositories=[{"name": "team/app", "tags": ["1.0"], "destination": "x"},
-                                                        {"name": "team/tool", "tags": ["1.0"], "destination": "x"}])).run()
+                                                {"name": "team/tool", "tags": ["1.0"], "destination": "x"}])).run()
 
 
 def test_bad_platform(registries):
