@@ -176,3 +176,45 @@ def test_retries_are_reported_on_failure_too(capsys, good):
     assert_clean_failure(run, "server_error", "HTTP 503")
     assert run.result["retries"]["count"] == 2
     assert any("retried" in w for w in run.warnings)
+
+
+# --- the one way a module fails -----------------------------------------------------------------
+
+def test_a_missing_library_says_which_and_how_to_install_it(capsys, good, monkeypatch):
+    from ansible_collections.dockyard.registry.plugins.module_utils import _docker_engine
+
+    monkeypatch.setattr(_docker_engine, "docker", None)
+    monkeypatch.setattr(_docker_engine, "DOCKER_IMPORT_ERROR", "Traceback: No module named 'docker'")
+    run = run_module(capsys, registry_image, name=good.url + "/team/app:1.0", pull=True, config_path=NO_CONFIG)
+    assert run.failed and run.result["error_kind"] == "missing_library"
+    assert "Failed to import the required Python library (docker)" in run.result["msg"]
+    # ansible-core 2.19 returns the import traceback only when traceback capturing is on (-vvv)
+    assert run.result.get("exception", "Traceback: No module named 'docker'") == "Traceback: No module named 'docker'"
+
+
+def test_an_unexpected_exception_is_said_to_be_a_bug_not_a_traceback(capsys, good, monkeypatch):
+    from ansible_collections.dockyard.registry.plugins.module_utils import _info
+
+    def broken(*_args, **_kwargs):
+        raise KeyError("digest")
+
+    monkeypatch.setattr(_info, "inspect_image", broken)
+    run = run_info(capsys, good, repository="team/app", reference="1.0")
+    assert run.failed and run.result["error_kind"] == "internal"
+    assert run.result["msg"] == "unexpected error (a bug in dockyard.registry, please report it): KeyError: 'digest'"
+    assert "KeyError" in run.result.get("exception", "KeyError")   # the traceback, when capturing is on
+
+
+def test_refusing_to_delete_a_shared_digest_lists_the_tags(capsys, monkeypatch):
+    from ansible_collections.dockyard.registry.plugins.module_utils import _image
+    from ansible_collections.dockyard.registry.tests.unit.plugins.module_utils.fake_registry import FakeRegistry
+
+    registry = FakeRegistry("reg.example:5000")
+    digest = registry.add_image("app", "1.0", [b"x"])
+    registry.tags["app"]["stable"] = digest
+    monkeypatch.setattr(_image, "client_from_params", lambda *_a, **_k: registry.client())
+    run = run_module(capsys, registry_image, name="reg.example:5000/app:1.0", state="absent", config_path=NO_CONFIG)
+    assert run.failed and run.result["error_kind"] == "invalid_input"
+    assert run.result["shared_tags"] == ["stable"]
+    assert "set force=true" in run.result["msg"]
+    assert run.result["retries"]["count"] == 0
