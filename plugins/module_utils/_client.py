@@ -67,6 +67,7 @@ from ansible_collections.dockyard.registry.plugins.module_utils._transport impor
     HttpTransport,
     Transport,
     VerifyingReader,
+    readinto_from_read,
     tls_context,
 )
 
@@ -250,10 +251,7 @@ class _UploadBody(io.RawIOBase):
         self._remaining -= len(data)
         return data
 
-    def readinto(self, buffer) -> int:
-        data = self.read(len(buffer))
-        buffer[:len(data)] = data
-        return len(data)
+    readinto = readinto_from_read
 
 
 def _shown(url: str) -> str:

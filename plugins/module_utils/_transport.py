@@ -44,10 +44,18 @@ __all__ = [
     "HttpTransport",
     "Transport",
     "VerifyingReader",
+    "readinto_from_read",
     "tls_context",
 ]
 
 UPLOAD_BLOCK_SIZE = 256 * 1024
+
+
+def readinto_from_read(stream, buffer) -> int:
+    """``readinto`` for a stream class that implements ``read(n)`` (http.client and io call readinto)."""
+    data = stream.read(len(buffer))
+    buffer[:len(data)] = data
+    return len(data)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -165,10 +173,7 @@ class _PooledResponse:
             self._release()
         return data
 
-    def readinto(self, buffer) -> int:
-        data = self.read(len(buffer))
-        buffer[:len(data)] = data
-        return len(data)
+    readinto = readinto_from_read
 
     def _release(self) -> None:
         conn, self._conn = self._conn, None
@@ -371,10 +376,7 @@ class VerifyingReader(io.RawIOBase):
             self._finish()
         return data
 
-    def readinto(self, buffer) -> int:
-        data = self.read(len(buffer))
-        buffer[:len(data)] = data
-        return len(data)
+    readinto = readinto_from_read
 
     def _finish(self) -> None:
         self._done = True
