@@ -25,6 +25,7 @@ __all__ = [
     "ServerError",
     "DigestMismatch",
     "MissingLibrary",
+    "LockTimeout",
 ]
 
 
@@ -118,3 +119,9 @@ class MissingLibrary(RegistryError):
     """An optional Python library is needed for this feature (boto3, docker SDK, bcrypt)."""
 
     kind = "missing_library"
+
+
+class LockTimeout(RegistryError):
+    """Another process held the lock on a file this module must change for longer than allowed."""
+
+    kind = "lock_timeout"
