@@ -54,6 +54,7 @@ __all__ = [
     "validate_password",
     "validate_cost",
     "hash_password",
+    "placeholder_hash",
     "verify_password",
     "set_user",
     "remove_user",
@@ -255,6 +256,12 @@ def hash_password(password: bytes, cost: int = DEFAULT_COST) -> bytes:
     return b"$2y$" + hashed[4:]
 
 
+def placeholder_hash(password: bytes, cost: int = DEFAULT_COST) -> bytes:
+    """A bcrypt-shaped stand-in for content nobody will write (check mode): no CPU spent hashing."""
+    validate_cost(cost)
+    return b"$2y$%02d$" % cost + b"." * 53
+
+
 def verify_password(password: bytes, hashed: bytes) -> bool:
     """True when ``hashed`` is bcrypt and matches; False for any other format."""
     if not is_bcrypt(hashed):
@@ -267,13 +274,15 @@ def verify_password(password: bytes, hashed: bytes) -> bool:
 
 
 def set_user(content: bytes, name: str, password: str, cost: int = DEFAULT_COST,
-             update_password: str = "always") -> Change:
+             update_password: str = "always", hasher=None) -> Change:
     """Make ``name`` present with ``password``; return the new content and what happened.
 
     The first entry for the user is replaced in place (keeping its line ending), later
     duplicates are dropped; a new user is appended. An entry is left alone when it is
-    bcrypt and verifies the password, whatever its cost.
+    bcrypt and verifies the password, whatever its cost. ``hasher(password, cost)`` replaces
+    :func:`hash_password` (check mode passes :func:`placeholder_hash`: that content is thrown away).
     """
+    hasher = hasher or hash_password
     if update_password not in ("always", "on_create"):
         raise InvalidInput("update_password must be 'always' or 'on_create', got %r." % (update_password,))
     b_name = validate_name(name)
@@ -284,7 +293,7 @@ def set_user(content: bytes, name: str, password: str, cost: int = DEFAULT_COST,
     indexes = find_user(lines, name)
 
     if not indexes:
-        entry = b_name + b":" + hash_password(b_password, cost) + b"\n"
+        entry = b_name + b":" + hasher(b_password, cost) + b"\n"
         new_lines = list(lines)
         if new_lines and not new_lines[-1].ending:
             # The last line had no terminator; give it one so the new entry starts a line.
@@ -305,7 +314,7 @@ def set_user(content: bytes, name: str, password: str, cost: int = DEFAULT_COST,
         new_first = first
         action = "deduplicated"
     else:
-        new_first = _parse_line(b_name + b":" + hash_password(b_password, cost) + first.ending)
+        new_first = _parse_line(b_name + b":" + hasher(b_password, cost) + first.ending)
         action = "updated" if is_bcrypt(stored) else "rehashed"
     new_lines = [new_first if index == indexes[0] else line
                  for index, line in enumerate(lines) if index not in duplicates]
@@ -363,7 +372,7 @@ def validate_users(users: list, require_passwords: bool = True) -> list[str]:
 
 
 def apply_users(content: bytes, users: list, state: str = "present", exclusive: bool = False,
-                cost: int = DEFAULT_COST, update_password: str = "always") -> Change:
+                cost: int = DEFAULT_COST, update_password: str = "always", hasher=None) -> Change:
     """Apply a whole ``users`` list in one pass: the content after every user is handled.
 
     ``state=present`` makes each listed user present (as :func:`set_user`); with ``exclusive``
@@ -384,7 +393,7 @@ def apply_users(content: bytes, users: list, state: str = "present", exclusive: 
     duplicates = 0
     for entry in users:
         if state == "present":
-            change = set_user(current, entry["name"], entry["password"], cost, update_password)
+            change = set_user(current, entry["name"], entry["password"], cost, update_password, hasher)
         else:
             change = remove_user(current, entry["name"])
         current = change.content

@@ -358,8 +358,11 @@ def _apply(module: AnsibleModule, path: str, users: list, directory_exists: bool
                                   actions=dict((user["name"], "absent") for user in users))
         creating = False
     else:
+        # Check mode throws the new content away: verify stored hashes (that decides "changed"), but do
+        # not spend bcrypt's CPU on new ones (the registry role runs this check before every deployment).
         change = _htpasswd.apply_users(content or b"", users, state=state, exclusive=params["exclusive"],
-                                       cost=params["cost"], update_password=params["update_password"])
+                                       cost=params["cost"], update_password=params["update_password"],
+                                       hasher=_htpasswd.placeholder_hash if module.check_mode else None)
     # state=present with create=true leaves a file behind, even one without users (the registry
     # would otherwise make its own file with a generated user).
     file_changed = change.changed or creating

@@ -405,3 +405,18 @@ def test_apply_users_validates_the_whole_list_before_hashing(monkeypatch):
     monkeypatch.setattr(_htpasswd, "hash_password", never)
     with pytest.raises(InvalidInput, match="user 'b': The password is empty"):
         _htpasswd.apply_users(b"", [dict(name="a", password="pw"), dict(name="b", password="")])
+
+
+def test_placeholder_hash_is_bcrypt_shaped_and_never_verifies():
+    placeholder = _htpasswd.placeholder_hash(b"secret", 12)
+    assert _htpasswd.is_bcrypt(placeholder) and placeholder.startswith(b"$2y$12$")
+    assert not _htpasswd.verify_password(b"secret", placeholder)
+
+
+def test_apply_users_with_the_placeholder_hasher_reports_like_the_real_one():
+    old = b"alice:" + ALICE_2Y + b"\nbob:" + SHA_SECRET + b"\n"
+    users = [dict(name="alice", password="secret"), dict(name="bob", password="secret"), dict(name="c", password="x")]
+    real = _htpasswd.apply_users(old, users, exclusive=True, cost=4)
+    check = _htpasswd.apply_users(old, users, exclusive=True, cost=4, hasher=_htpasswd.placeholder_hash)
+    assert (check.changed, check.actions, check.before, check.after) == (real.changed, real.actions, real.before,
+                                                                          real.after)

@@ -593,3 +593,11 @@ def test_parallel_runs_keep_every_user(tmp_path):
     assert sorted(stored) == ["user%d" % number for number in range(8)]
     assert all(bcrypt.checkpw(("pw-%d" % n).encode(), stored["user%d" % n]) for n in range(8))
     assert not os.path.exists(str(path) + ".lock")
+
+
+def test_check_mode_spends_no_cpu_on_new_hashes(capsys, htpasswd, monkeypatch):
+    def never(*args, **kwargs):
+        raise AssertionError("check mode hashed a password")
+    monkeypatch.setattr(_htpasswd, "hash_password", never)
+    run = run_module(capsys, check_mode=True, path=str(htpasswd), users=USERS, exclusive=True)
+    assert run.rc == 0 and run.result["actions"]["alice"] == "added"
