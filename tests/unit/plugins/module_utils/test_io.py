@@ -274,7 +274,7 @@ def test_selinux_failure_keeps_the_old_file(tmp_path, monkeypatch):
 def _increment(path: str, rounds: int, use_lock: bool, barrier) -> None:
     """One process: read a counter, pause, write it back plus one."""
     barrier.wait(60)
-    for _ in range(rounds):
+    for dummy in range(rounds):
         if use_lock:
             lock = _io.FileLock(path, timeout=60)
             lock.acquire()
@@ -290,7 +290,8 @@ def _increment(path: str, rounds: int, use_lock: bool, barrier) -> None:
 def _run_processes(path: str, use_lock: bool, processes: int = 6, rounds: int = 15) -> int:
     context = multiprocessing.get_context("fork")
     barrier = context.Barrier(processes)
-    workers = [context.Process(target=_increment, args=(path, rounds, use_lock, barrier)) for _ in range(processes)]
+    workers = [context.Process(target=_increment, args=(path, rounds, use_lock, barrier))
+               for dummy in range(processes)]
     for worker in workers:
         worker.start()
     for worker in workers:

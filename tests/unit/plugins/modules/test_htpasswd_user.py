@@ -531,8 +531,10 @@ def test_a_fifo_is_refused_at_once(capsys, tmp_path):
     path = tmp_path / "htpasswd"
     os.mkfifo(str(path))
     box = {}
-    thread = threading.Thread(target=lambda: box.update(run=run_module(capsys, path=str(path), name="alice",
-                                                                           password=PASSWORD)), daemon=True)
+
+    def attempt():
+        box["run"] = run_module(capsys, path=str(path), name="alice", password=PASSWORD)
+    thread = threading.Thread(target=attempt, daemon=True)
     thread.start()
     thread.join(10)
     try:
