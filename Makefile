@@ -76,7 +76,7 @@ test: sanity lint units integration molecule
 	@echo "==> make test: all suites passed"
 
 # ansible-test bootstraps pip in its own virtualenvs from a script it downloads from a
-# host these machines cannot reach; give it a stand-in in its cache (shared/ENVIRONMENT.md).
+# host these machines cannot reach; give it a stand-in in its cache (hack/get_pip_standin.py).
 ANSIBLE_TEST_CACHE := $(HOME)/.ansible/test/cache
 ansible-test-cache:
 	@mkdir -p $(ANSIBLE_TEST_CACHE)

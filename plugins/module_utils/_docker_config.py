@@ -12,21 +12,23 @@ helper is configured the file only carries an empty ``auths`` entry and the secr
 helper (``docker-credential-<name> get|store|erase``, speaking the docker-credential-helpers
 protocol: the server URL as plain text on stdin for ``get``/``erase``, a JSON object for ``store``).
 
-The file is rewritten atomically (temporary file in the same directory, then ``os.replace``)
-with mode 0600, keeps every key it does not manage, and is indented with a tab like the docker
-CLI writes it. A file that is not valid JSON is an error and is never overwritten.
+The file is rewritten through ``_io.atomic_write`` (temporary file in the same directory, fsync,
+rename; owner and SELinux context kept) with mode 0600, keeps every key it does not manage, and
+is indented with a tab like the docker CLI writes it. Each read-modify-write holds the file's
+``_io.FileLock``, so two logins at once never lose one another's entry. A file that is not
+valid JSON, or that is not a regular file, is an error and is never overwritten.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import os
-import stat
 import subprocess
-import tempfile
 
+from ansible_collections.dockyard.registry.plugins.module_utils import _io
 from ansible_collections.dockyard.registry.plugins.module_utils._auth import Credentials
 from ansible_collections.dockyard.registry.plugins.module_utils._errors import InvalidInput, RegistryError
 
@@ -48,6 +50,7 @@ HELPER_TOKEN_USERNAME = "<token>"
 _HELPER_NOT_FOUND = "credentials not found in native keychain"
 _HELPER_TIMEOUT = 60
 _SECRET_FIELDS = ("auth", "username", "password", "identitytoken", "registrytoken")
+_WHAT = "docker config"
 
 
 def default_config_path() -> str:
@@ -65,13 +68,9 @@ def _resolve(config_path: str | None) -> str:
 def load_config(config_path: str | None = None) -> dict:
     """The parsed config file; ``{}`` when it does not exist. InvalidInput when it is not a JSON object."""
     path = _resolve(config_path)
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read()
-    except FileNotFoundError:
+    raw = _io.read_file(path, _WHAT)
+    if raw is None:
         return {}
-    except OSError as exc:
-        raise InvalidInput("cannot read docker config %s: %s" % (path, exc.strerror or exc))
     if not raw.strip():
         # The docker CLI treats an empty file as an empty configuration.
         return {}
@@ -250,51 +249,47 @@ def _entry_for(credentials: Credentials) -> dict:
 
 
 def _write_config(path: str, config: dict) -> None:
-    """Atomically replace ``path`` with ``config``: mkstemp in the same directory, 0600, os.replace."""
-    path = os.path.realpath(path)
-    directory = os.path.dirname(path)
+    """Atomically replace ``path`` with ``config``, mode 0600 (it holds credentials), owner kept."""
+    data = (json.dumps(config, indent="\t") + "\n").encode("utf-8")
+    _io.atomic_write(path, data, what=_WHAT, mode=0o600)
+
+
+@contextlib.contextmanager
+def _locked(path: str, check_mode: bool, create_directory: bool):
+    """Hold the config file's lock for one read-modify-write (nothing in check mode).
+
+    ``create_directory``: make the directory (0700, as the docker CLI does) first, so that the
+    lock file has a home; only done when a write is certain to follow.
+    """
+    if check_mode:
+        yield
+        return
+    directory = os.path.dirname(_io.resolve_path(path))
     if not os.path.isdir(directory):
+        if not create_directory:
+            yield
+            return
         try:
             os.makedirs(directory, mode=0o700)
+        except FileExistsError:
+            pass
         except OSError as exc:
             raise RegistryError("cannot create directory %s for the docker config: %s"
                                 % (directory, exc.strerror or exc))
-    data = (json.dumps(config, indent="\t") + "\n").encode("utf-8")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".config.json.", dir=directory)
-    except OSError as exc:
-        raise RegistryError("cannot write the docker config in %s: %s" % (directory, exc.strerror or exc))
-    try:
-        try:
-            os.fchmod(fd, stat.S_IRUSR | stat.S_IWUSR)
-            if os.path.exists(path):
-                # Keep the owner of an existing file (e.g. become root writing a user's config).
-                current = os.stat(path)
-                if (current.st_uid, current.st_gid) != (os.getuid(), os.getgid()):
-                    try:
-                        os.fchown(fd, current.st_uid, current.st_gid)
-                    except OSError:
-                        pass
-            with os.fdopen(fd, "wb") as handle:
-                fd = -1
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-            tmp = None
-        except OSError as exc:
-            raise RegistryError("cannot write the docker config %s: %s" % (path, exc.strerror or exc))
-    finally:
-        if fd >= 0:
-            os.close(fd)
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
+    with _io.FileLock(path, what=_WHAT):
+        yield
 
 
 def store_credentials(registry, credentials: Credentials, config_path: str | None = None,
                       check_mode: bool = False) -> bool:
     """Store ``credentials`` for ``registry``; True when the stored entry changed (or would change)."""
     path = _resolve(config_path)
+    # Storing always needs the directory: without it there is no file and so nothing stored yet.
+    with _locked(path, check_mode, create_directory=True):
+        return _store(path, registry, credentials, check_mode)
+
+
+def _store(path: str, registry, credentials: Credentials, check_mode: bool) -> bool:
     config = load_config(path)
     helper = helper_for(config, registry)
     auths = config.get("auths")
@@ -336,6 +331,11 @@ def store_credentials(registry, credentials: Credentials, config_path: str | Non
 def remove_credentials(registry, config_path: str | None = None, check_mode: bool = False) -> bool:
     """Remove the entry for ``registry`` (and erase it from the helper); True when something was removed."""
     path = _resolve(config_path)
+    with _locked(path, check_mode, create_directory=False):
+        return _remove(path, registry, check_mode)
+
+
+def _remove(path: str, registry, check_mode: bool) -> bool:
     config = load_config(path)
     helper = helper_for(config, registry)
     auths = config.get("auths")

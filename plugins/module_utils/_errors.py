@@ -25,6 +25,7 @@ __all__ = [
     "ServerError",
     "DigestMismatch",
     "MissingLibrary",
+    "LockTimeout",
 ]
 
 
@@ -128,3 +129,9 @@ class MissingLibrary(RegistryError):
         super().__init__(message, **kwargs)
         self.library = library
         self.import_error = import_error
+
+
+class LockTimeout(RegistryError):
+    """Another process held the lock on a file this module must change for longer than allowed."""
+
+    kind = "lock_timeout"

@@ -54,9 +54,12 @@ __all__ = [
     "validate_password",
     "validate_cost",
     "hash_password",
+    "placeholder_hash",
     "verify_password",
     "set_user",
     "remove_user",
+    "validate_users",
+    "apply_users",
 ]
 
 # The cost `htpasswd -B` uses and Docker's registry documentation shows. The registry
@@ -111,25 +114,27 @@ class Line:
 
 
 class Change:
-    """The outcome of :func:`set_user` / :func:`remove_user`.
+    """The outcome of :func:`set_user` / :func:`remove_user` / :func:`apply_users`.
 
     ``action`` is one of ``added``, ``updated``, ``rehashed`` (a non-bcrypt entry got a
     bcrypt hash), ``deduplicated`` (the hash verified but later duplicate entries were
     dropped), ``unchanged``, ``kept`` (update_password=on_create and the user exists),
     ``removed``, ``absent``.
     ``before``/``after`` are the user names in file order (for diffs; never hashes).
+    ``actions`` maps every user name the call touched or looked at to its action.
     """
 
-    __slots__ = ("content", "changed", "action", "before", "after", "duplicates_removed")
+    __slots__ = ("content", "changed", "action", "before", "after", "duplicates_removed", "actions")
 
     def __init__(self, content: bytes, changed: bool, action: str, before: list[str], after: list[str],
-                 duplicates_removed: int = 0) -> None:
+                 duplicates_removed: int = 0, actions: dict | None = None) -> None:
         self.content = content
         self.changed = changed
         self.action = action
         self.before = before
         self.after = after
         self.duplicates_removed = duplicates_removed
+        self.actions = actions if actions is not None else {}
 
 
 def parse(content: bytes) -> list[Line]:
@@ -251,6 +256,12 @@ def hash_password(password: bytes, cost: int = DEFAULT_COST) -> bytes:
     return b"$2y$" + hashed[4:]
 
 
+def placeholder_hash(password: bytes, cost: int = DEFAULT_COST) -> bytes:
+    """A bcrypt-shaped stand-in for content nobody will write (check mode): no CPU spent hashing."""
+    validate_cost(cost)
+    return b"$2y$%02d$" % cost + b"." * 53
+
+
 def verify_password(password: bytes, hashed: bytes) -> bool:
     """True when ``hashed`` is bcrypt and matches; False for any other format."""
     if not is_bcrypt(hashed):
@@ -263,13 +274,15 @@ def verify_password(password: bytes, hashed: bytes) -> bool:
 
 
 def set_user(content: bytes, name: str, password: str, cost: int = DEFAULT_COST,
-             update_password: str = "always") -> Change:
+             update_password: str = "always", hasher=None) -> Change:
     """Make ``name`` present with ``password``; return the new content and what happened.
 
     The first entry for the user is replaced in place (keeping its line ending), later
     duplicates are dropped; a new user is appended. An entry is left alone when it is
-    bcrypt and verifies the password, whatever its cost.
+    bcrypt and verifies the password, whatever its cost. ``hasher(password, cost)`` replaces
+    :func:`hash_password` (check mode passes :func:`placeholder_hash`: that content is thrown away).
     """
+    hasher = hasher or hash_password
     if update_password not in ("always", "on_create"):
         raise InvalidInput("update_password must be 'always' or 'on_create', got %r." % (update_password,))
     b_name = validate_name(name)
@@ -280,33 +293,33 @@ def set_user(content: bytes, name: str, password: str, cost: int = DEFAULT_COST,
     indexes = find_user(lines, name)
 
     if not indexes:
-        entry = b_name + b":" + hash_password(b_password, cost) + b"\n"
+        entry = b_name + b":" + hasher(b_password, cost) + b"\n"
         new_lines = list(lines)
         if new_lines and not new_lines[-1].ending:
             # The last line had no terminator; give it one so the new entry starts a line.
             new_lines[-1] = _parse_line(new_lines[-1].raw + b"\n")
         new_lines.append(_parse_line(entry))
-        return Change(serialise(new_lines), True, "added", before, user_names(new_lines))
+        return Change(serialise(new_lines), True, "added", before, user_names(new_lines), actions={name: "added"})
 
     if update_password == "on_create":
-        return Change(content, False, "kept", before, before)
+        return Change(content, False, "kept", before, before, actions={name: "kept"})
 
     first = lines[indexes[0]]
     duplicates = indexes[1:]
     stored = first.hash or b""
     if len(indexes) == 1 and verify_password(b_password, stored):
-        return Change(content, False, "unchanged", before, before)
+        return Change(content, False, "unchanged", before, before, actions={name: "unchanged"})
 
     if duplicates and verify_password(b_password, stored):
         new_first = first
         action = "deduplicated"
     else:
-        new_first = _parse_line(b_name + b":" + hash_password(b_password, cost) + first.ending)
+        new_first = _parse_line(b_name + b":" + hasher(b_password, cost) + first.ending)
         action = "updated" if is_bcrypt(stored) else "rehashed"
     new_lines = [new_first if index == indexes[0] else line
                  for index, line in enumerate(lines) if index not in duplicates]
     return Change(serialise(new_lines), True, action, before, user_names(new_lines),
-                  duplicates_removed=len(duplicates))
+                  duplicates_removed=len(duplicates), actions={name: action})
 
 
 def remove_user(content: bytes, name: str) -> Change:
@@ -316,7 +329,83 @@ def remove_user(content: bytes, name: str) -> Change:
     before = user_names(lines)
     indexes = find_user(lines, name)
     if not indexes:
-        return Change(content, False, "absent", before, before)
+        return Change(content, False, "absent", before, before, actions={name: "absent"})
     new_lines = [line for index, line in enumerate(lines) if index not in indexes]
     return Change(serialise(new_lines), True, "removed", before, user_names(new_lines),
-                  duplicates_removed=len(indexes) - 1)
+                  duplicates_removed=len(indexes) - 1, actions={name: "removed"})
+
+
+def validate_users(users: list, require_passwords: bool = True) -> list[str]:
+    """Check a whole ``users`` list (``[{"name", "password"}]``) before anything is read or written.
+
+    Returns the names in order. Raises one InvalidInput that lists every problem, each naming
+    the user (or the entry's position when the name itself is the problem), never a password.
+    """
+    if not isinstance(users, list):
+        raise InvalidInput("users must be a list of {name, password} entries.")
+    problems = []  # type: list[str]
+    names = []  # type: list[str]
+    first_seen = {}  # type: dict[str, int]
+    for number, entry in enumerate(users, start=1):
+        if not isinstance(entry, dict):
+            problems.append("entry %d is not a {name, password} mapping" % number)
+            continue
+        name = entry.get("name")
+        try:
+            validate_name(name)
+        except InvalidInput as exc:
+            problems.append("entry %d: %s" % (number, exc.message.rstrip(".")))
+            continue
+        if name in first_seen:
+            problems.append("user %r is listed more than once (entries %d and %d)" % (name, first_seen[name], number))
+            continue
+        first_seen[name] = number
+        names.append(name)
+        if require_passwords:
+            try:
+                validate_password(entry.get("password"))
+            except InvalidInput as exc:
+                problems.append("user %r: %s" % (name, exc.message.rstrip(".")))
+    if problems:
+        raise InvalidInput("users is invalid: %s. Nothing was changed." % "; ".join(problems))
+    return names
+
+
+def apply_users(content: bytes, users: list, state: str = "present", exclusive: bool = False,
+                cost: int = DEFAULT_COST, update_password: str = "always", hasher=None) -> Change:
+    """Apply a whole ``users`` list in one pass: the content after every user is handled.
+
+    ``state=present`` makes each listed user present (as :func:`set_user`); with ``exclusive``
+    every entry of any other user is removed too (comments, blank lines and unparsable lines
+    stay). ``state=absent`` removes each listed user. ``action`` is ``changed`` or
+    ``unchanged``; ``actions`` has one entry per listed user and per removed unlisted user.
+    """
+    if state not in ("present", "absent"):
+        raise InvalidInput("state must be 'present' or 'absent', got %r." % (state,))
+    if exclusive and state != "present":
+        raise InvalidInput("exclusive=true only works with state=present: it removes every user that is not listed.")
+    names = validate_users(users, require_passwords=state == "present")
+    if state == "present":
+        validate_cost(cost)
+    before = user_names(parse(content))
+    current = content
+    actions = {}  # type: dict[str, str]
+    duplicates = 0
+    for entry in users:
+        if state == "present":
+            change = set_user(current, entry["name"], entry["password"], cost, update_password, hasher)
+        else:
+            change = remove_user(current, entry["name"])
+        current = change.content
+        actions[entry["name"]] = change.action
+        duplicates += change.duplicates_removed
+    if exclusive:
+        wanted = set(name.encode("utf-8") for name in names)
+        lines = parse(current)
+        kept = [line for line in lines if line.user is None or line.user in wanted]
+        for name in user_names([line for line in lines if line.user is not None and line.user not in wanted]):
+            actions[name] = "removed"
+        current = serialise(kept)
+    changed = current != content
+    return Change(current, changed, "changed" if changed else "unchanged", before, user_names(parse(current)),
+                  duplicates_removed=duplicates, actions=actions)

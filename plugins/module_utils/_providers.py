@@ -23,6 +23,7 @@ import os
 import re
 import traceback
 
+from ansible_collections.dockyard.registry.plugins.module_utils import _io
 from ansible_collections.dockyard.registry.plugins.module_utils._auth import Credentials
 from ansible_collections.dockyard.registry.plugins.module_utils._errors import (
     Denied,
@@ -122,14 +123,14 @@ def load_service_account_key(value: str) -> str:
     if not text.startswith("{"):
         path = os.path.expanduser(text)
         where = "service account key file %s" % path
-        try:
-            with open(path, "rb") as handle:
-                text = handle.read().decode("utf-8").strip()
-        except FileNotFoundError:
+        raw = _io.read_file(path, "service account key file")  # refuses a FIFO or device instead of hanging
+        if raw is None:
             raise InvalidInput("%s does not exist (give the path to the key file or the key's JSON content)"
                                % where)
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InvalidInput("cannot read %s: %s" % (where, getattr(exc, "strerror", None) or exc))
+        try:
+            text = raw.decode("utf-8").strip()
+        except UnicodeDecodeError as exc:
+            raise InvalidInput("cannot read %s: %s" % (where, exc))
     try:
         data = json.loads(text)
     except ValueError:

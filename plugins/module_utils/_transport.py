@@ -24,10 +24,8 @@ import base64
 import hashlib
 import http.client
 import io
-import os
 import socket
 import ssl
-import stat
 import threading
 from typing import BinaryIO, Callable
 from urllib.parse import unquote, urlsplit
@@ -36,8 +34,10 @@ from urllib.request import getproxies, proxy_bypass
 from ansible_collections.dockyard.registry.plugins.module_utils._errors import (
     DigestMismatch,
     InvalidInput,
+    RegistryError,
     Unreachable,
 )
+from ansible_collections.dockyard.registry.plugins.module_utils._io import require_regular_file
 
 __all__ = [
     "ConnectionDropped",
@@ -64,18 +64,11 @@ def readinto_from_read(stream, buffer) -> int:
 
 def _regular_file(path: str, option: str, registry: str | None) -> None:
     """Refuse what is not a regular file before ssl opens it: ssl blocks forever on a FIFO."""
-    where = " for %s" % registry if registry else ""
     try:
-        mode = os.stat(path).st_mode
-    except OSError as exc:
-        raise InvalidInput("cannot use %s %r%s: %s" % (option, path, where, exc.strerror or exc),
+        require_regular_file(path, option)
+    except RegistryError as exc:
+        raise InvalidInput("cannot use %s%s: %s" % (option, " for %s" % registry if registry else "", exc),
                            registry=registry) from None
-    if not stat.S_ISREG(mode):
-        kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
-                else "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
-                else "not a regular file")
-        raise InvalidInput("cannot use %s %r%s: it is %s; give a PEM file" % (option, path, where, kind),
-                           registry=registry)
 
 
 def tls_context(validate_certs: bool = True, ca_cert: str | None = None, client_cert: str | None = None,

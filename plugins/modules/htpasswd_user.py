@@ -7,11 +7,14 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: htpasswd_user
-short_description: Manage one user in an htpasswd file for the Docker distribution registry
+short_description: Manage users in an htpasswd file for the Docker distribution registry
 version_added: 0.1.0
 description:
-  - Adds, updates or removes one user in an htpasswd file, the way the Docker distribution registry
-    (C(registry:2)) reads it for its C(htpasswd) authentication.
+  - Adds, updates or removes one user (O(name)) or a list of users (O(users)) in an htpasswd file, the way the
+    Docker distribution registry (C(registry:2)) reads it for its C(htpasswd) authentication.
+  - With O(users) and O(exclusive=true) the file holds exactly the listed users; every other user is removed.
+    Every entry of the list is checked (names, passwords, repeated names) before the file is read, and all
+    problems are reported at once.
   - Passwords are hashed with bcrypt only, written in the C($2y$) form C(htpasswd -B) writes. The registry
     ignores every other format, so an existing non-bcrypt entry for the user (C({SHA}), C($apr1$), crypt,
     plain text) is replaced by a bcrypt hash and reported as changed.
@@ -19,8 +22,14 @@ description:
     the file is not touched, whatever cost that hash was made with.
   - Writes are atomic. The new content goes to a temporary file in the same directory, is flushed to disk and
     renamed over the old file. Every other line (comments, blank lines, other users and their hashes) is kept
-    byte for byte, and so are the file's mode and owner unless O(mode), O(owner) or O(group) say otherwise.
-    When anything fails, the old file stays as it was.
+    byte for byte, and so are the file's mode, owner and SELinux context unless O(mode), O(owner) or O(group)
+    say otherwise. When anything fails, the old file stays as it was.
+  - Concurrent runs on one file are serialised. The module holds an advisory lock (C(flock)) on the sibling
+    file C(<path>.lock) from reading the file to renaming the new one, so parallel tasks (a loop with C(async),
+    several plays or controllers on one host) never lose each other's users. The lock file is removed
+    afterwards. Check mode takes no lock and writes nothing.
+  - O(path) must be a regular file or a symbolic link to one. A FIFO, a device, a socket or a directory is
+    refused with an error before it is opened.
   - The registry re-reads the file when it changes, so added, changed and removed users take effect without a
     restart, provided the B(directory) holding the file is bind-mounted into the container. A bind-mounted
     single file keeps pointing at the old inode after the atomic rename.
@@ -38,20 +47,44 @@ options:
     required: true
   name:
     description:
-      - The user name.
+      - The user name, to manage one user. One of O(name) and O(users) is required.
       - It must not be empty. It must not contain V(:) or line breaks, start or end with whitespace, or start
         with V(#), because the registry could not read such an entry back.
     type: str
-    required: true
   password:
     description:
-      - The user's password. Required when O(state=present).
+      - The password of O(name). Required when O(state=present).
       - At most 72 bytes in UTF-8, the limit of bcrypt. A longer password is an error; it is never truncated.
     type: str
+  users:
+    description:
+      - A list of users to manage in one task, instead of O(name) and O(password).
+      - The whole list is checked before the file is read. Names follow the rules of O(name) and may appear only
+        once; with O(state=present) every entry needs a password that follows the rules of O(password).
+      - The file is written once for the whole list.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: The user name.
+        type: str
+        required: true
+      password:
+        description: The user's password. Required when O(state=present). Never logged.
+        type: str
+  exclusive:
+    description:
+      - Remove every user that is not O(name) or listed in O(users), like C(ansible.posix.authorized_key) does
+        for keys. Comments, blank lines and lines the registry cannot parse are kept.
+      - Only with O(state=present). V(true) with an empty O(users) list removes every user.
+    type: bool
+    default: false
   state:
     description:
-      - V(present) makes sure the user exists with O(password).
-      - V(absent) removes every entry for the user. A missing file is then not an error and stays missing.
+      - V(present) makes sure the user (or each listed user) exists with its password. With O(create=true) the
+        file exists afterwards, even when it holds no user.
+      - V(absent) removes every entry for the user (or each listed user). A missing file is then not an error and
+        stays missing.
     type: str
     choices: [present, absent]
     default: present
@@ -87,6 +120,13 @@ options:
         container's group). An existing file keeps its mode and owner unless O(mode), O(owner) or O(group) are set.
     type: bool
     default: true
+  lock_timeout:
+    description:
+      - Seconds to wait for another task that is changing the same file (the lock on C(<path>.lock)), from V(0)
+        (try once) to V(3600). When it runs out, the module fails naming the lock file and the process that holds it.
+      - Hashing at a high O(cost) happens while the lock is held, so many parallel tasks at a high cost may need more.
+    type: int
+    default: 30
 extends_documentation_fragment:
   - dockyard.registry.attributes
   - dockyard.registry.attributes.ACTIONGROUP_NONE
@@ -98,9 +138,13 @@ attributes:
     support: full
     details:
       - The diff lists the user names in the file before and after, never hashes or passwords.
+      - In check mode a missing parent directory is not an error (the task that creates it did not run either);
+        the module reports the file it would create and says in RV(msg) that the directory is missing.
   idempotent:
     support: full
 notes:
+  - The lock is advisory. It serialises this module's runs (on one host, or on several hosts that share the file
+    over a file system with working C(flock), such as NFS). Other programs that rewrite the file do not take it.
   - The registry refuses an htpasswd file in which a line is neither blank, a comment nor C(name:hash). The module
     keeps such lines as they are and warns about them.
   - When the file holds several entries for the user, the module keeps the first (updated if needed) and drops the
@@ -149,6 +193,24 @@ EXAMPLES = r"""
     name: alice
     state: absent
 
+- name: The registry's users, exactly these; everyone else is removed
+  dockyard.registry.htpasswd_user:
+    path: /opt/registry/registry/auth/htpasswd
+    users:
+      - name: ci-robot
+        password: "{{ vault_ci_robot_password }}"
+      - name: alice
+        password: "{{ vault_alice_password }}"
+    exclusive: true
+
+- name: Remove several users at once
+  dockyard.registry.htpasswd_user:
+    path: /opt/registry/registry/auth/htpasswd
+    users:
+      - name: bob
+      - name: carol
+    state: absent
+
 - name: Fail instead of creating the file when it is missing
   dockyard.registry.htpasswd_user:
     path: /opt/registry/registry/auth/htpasswd
@@ -160,7 +222,7 @@ EXAMPLES = r"""
 RETURN = r"""
 user:
   description: The user name the task managed.
-  returned: always
+  returned: when O(name) is used
   type: str
   sample: ci-robot
 state:
@@ -187,9 +249,16 @@ action:
     - V(added), V(updated) (new password), V(rehashed) (a non-bcrypt entry got a bcrypt hash), V(deduplicated)
       (the password verified, extra entries for the user were dropped), V(unchanged), V(kept) (the user exists
       and O(update_password=on_create)), V(removed), V(absent) (nothing to remove).
-  returned: always
+  returned: when O(name) is used
   type: str
   sample: added
+actions:
+  description:
+    - For every user the task managed, and every user O(exclusive=true) removed, what happened to it (in check
+      mode, what would happen), with the values of RV(action).
+  returned: always
+  type: dict
+  sample: {"ci-robot": "added", "alice": "unchanged", "bob": "removed"}
 msg:
   description: A short human-readable summary. Never contains the password or a hash.
   returned: always
@@ -198,12 +267,10 @@ msg:
 """
 
 import os
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.common.text.converters import to_native
 
-from ansible_collections.dockyard.registry.plugins.module_utils import _htpasswd
+from ansible_collections.dockyard.registry.plugins.module_utils import _htpasswd, _io
 from ansible_collections.dockyard.registry.plugins.module_utils._errors import InvalidInput, RegistryError
 
 _MESSAGES = {
@@ -216,128 +283,89 @@ _MESSAGES = {
     "removed": "removed user %r",
     "absent": "user %r is absent",
 }
+# List mode summarises by action, in this order.
+_SUMMARY_ORDER = ("added", "updated", "rehashed", "deduplicated", "removed", "kept", "unchanged", "absent")
 
 NEW_FILE_MODE = 0o600
+MAX_LOCK_TIMEOUT = 3600
+WHAT = "htpasswd file"
 
 
 def argument_spec() -> dict:
     return dict(
         path=dict(type="path", required=True),
-        name=dict(type="str", required=True),
+        name=dict(type="str"),
         password=dict(type="str", no_log=True),
+        users=dict(type="list", elements="dict", options=dict(
+            name=dict(type="str", required=True),
+            password=dict(type="str", no_log=True),
+        )),
+        exclusive=dict(type="bool", default=False),
         state=dict(type="str", default="present", choices=["present", "absent"]),
         update_password=dict(type="str", default="always", choices=["always", "on_create"], no_log=False),
         cost=dict(type="int", default=_htpasswd.DEFAULT_COST),
         create=dict(type="bool", default=True),
+        lock_timeout=dict(type="int", default=_io.DEFAULT_LOCK_TIMEOUT),
     )
 
 
-def _read(path: str) -> bytes | None:
-    """The file's bytes, or None when it does not exist."""
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
-    except IsADirectoryError:
-        raise InvalidInput("%s is a directory, not an htpasswd file." % path)
-    except OSError as exc:
-        raise RegistryError("Cannot read %s: %s" % (path, to_native(exc.strerror or exc)))
-
-
-def _fsync_directory(directory: str) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def write_atomic(module: AnsibleModule, path: str, content: bytes, creating: bool) -> None:
-    """Replace ``path`` with ``content`` so that readers see the old or the new file, never a mix."""
-    directory = os.path.dirname(path) or "."
-    placeholder = False
-    try:
-        fd, tmp_path = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), suffix=".tmp", dir=directory)
-    except OSError as exc:
-        raise RegistryError("Cannot create a temporary file in %s: %s" % (directory, to_native(exc.strerror or exc)))
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if creating:
-            # atomic_move gives a file it creates the umask mode (often 0644) for a moment;
-            # over an existing empty 0600 placeholder it keeps 0600 from the first byte.
-            try:
-                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, NEW_FILE_MODE))
-                placeholder = True
-            except FileExistsError:
-                pass
-        else:
-            current = os.stat(path)
-            os.chmod(tmp_path, current.st_mode & 0o7777)
-            try:
-                os.chown(tmp_path, current.st_uid, current.st_gid)
-            except PermissionError:
-                pass  # not root: the rewritten file belongs to us, as any rewrite by this user would
-        module.atomic_move(tmp_path, path)
-        placeholder = False
-        _fsync_directory(directory)
-    except Exception as exc:
-        outcome = "no file was created" if creating else "the old file is unchanged"
-        raise RegistryError("Cannot write %s; %s: %s" % (path, outcome, to_native(exc)))
-    finally:
-        # Also runs when an older atomic_move calls fail_json (SystemExit) itself.
-        if placeholder:
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
-        if os.path.exists(tmp_path):
-            os.unlink(tmp_path)
-
-
-def run(module: AnsibleModule) -> dict:
-    params = module.params
-    path = params["path"]
-    name = params["name"]
+def _validate(params: dict) -> list:
+    """Every check on the options, before the file is looked at; returns the users list."""
     state = params["state"]
-
-    # Validate everything before reading the file, so bad input never gets near it.
-    _htpasswd.validate_name(name)
+    timeout = params["lock_timeout"]
+    if not 0 <= timeout <= MAX_LOCK_TIMEOUT:
+        raise InvalidInput("lock_timeout must be from 0 to %d seconds, got %d." % (MAX_LOCK_TIMEOUT, timeout))
     if state == "present":
-        _htpasswd.validate_password(params["password"])
         _htpasswd.validate_cost(params["cost"])
+    if params["exclusive"] and state != "present":
+        raise InvalidInput("exclusive=true only works with state=present: it removes every user that is not listed.")
+    if params["users"] is not None:
+        users = params["users"]
+    else:
+        if state == "present" and params["password"] is None:
+            raise InvalidInput("state is present but all of the following are missing: password.")
+        users = [dict(name=params["name"], password=params["password"])]
+    _htpasswd.validate_users(users, require_passwords=state == "present")
+    return users
 
-    if os.path.islink(path):
-        path = os.path.realpath(path)  # write through the link, do not replace it with a file
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise InvalidInput("The directory %s for the htpasswd file %s does not exist; create it first "
-                           "(for example with ansible.builtin.file and state=directory)." % (directory, path))
 
-    content = _read(path)
-    result = dict(changed=False, user=name, state=state, file=path, created_file=False)
-    if content is None and state == "absent":
-        result.update(action="absent", msg=_MESSAGES["absent"] % name)
-        if module._diff:
-            result["diff"] = dict(before="", after="", before_header=path, after_header=path)
-        return result
-    if content is None and not params["create"]:
+def _summary(actions: dict, single: str | None) -> str:
+    if single is not None:
+        return _MESSAGES[actions[single]] % single
+    if not actions:
+        return "no users listed"
+    groups = []
+    for action in _SUMMARY_ORDER:
+        names = [name for name, done in actions.items() if done == action]
+        if names:
+            groups.append("%s %s" % (action, ", ".join(repr(name) for name in names)))
+    return "; ".join(groups)
+
+
+def _apply(module: AnsibleModule, path: str, users: list, directory_exists: bool) -> dict:
+    """Read, change and write the file. Runs under the file's lock (except in check mode)."""
+    params = module.params
+    state = params["state"]
+    single = params["name"] if params["users"] is None else None
+
+    content = _io.read_file(path, WHAT)
+    creating = content is None
+    if creating and state == "present" and not params["create"]:
         raise InvalidInput("The htpasswd file %s does not exist and create=false." % path)
 
-    creating = content is None
-    old = content or b""
-    if state == "present":
-        change = _htpasswd.set_user(old, name, params["password"], params["cost"], params["update_password"])
+    if creating and state == "absent":
+        change = _htpasswd.Change(b"", False, "unchanged", [], [],
+                                  actions=dict((user["name"], "absent") for user in users))
+        creating = False
     else:
-        change = _htpasswd.remove_user(old, name)
+        # Check mode throws the new content away: verify stored hashes (that decides "changed"), but do
+        # not spend bcrypt's CPU on new ones (the registry role runs this check before every deployment).
+        change = _htpasswd.apply_users(content or b"", users, state=state, exclusive=params["exclusive"],
+                                       cost=params["cost"], update_password=params["update_password"],
+                                       hasher=_htpasswd.placeholder_hash if module.check_mode else None)
+    # state=present with create=true leaves a file behind, even one without users (the registry
+    # would otherwise make its own file with a generated user).
+    file_changed = change.changed or creating
 
     lines = _htpasswd.parse(change.content)
     invalid = _htpasswd.invalid_line_numbers(lines)
@@ -345,44 +373,74 @@ def run(module: AnsibleModule) -> dict:
         module.warn("%s has lines the registry cannot parse (neither blank, '#' comment nor 'name:hash'): line %s. "
                     "The registry refuses the whole file until they are fixed."
                     % (path, ", ".join(str(number) for number in invalid)))
-    if change.action == "kept":
-        index = _htpasswd.find_user(lines, name)[0]
-        if not _htpasswd.is_bcrypt(lines[index].hash or b""):
-            module.warn("User %r has a non-bcrypt hash, which the registry never accepts; update_password=on_create "
-                        "leaves it as it is." % name)
+    for name, action in change.actions.items():
+        if action == "kept":
+            index = _htpasswd.find_user(lines, name)[0]
+            if not _htpasswd.is_bcrypt(lines[index].hash or b""):
+                module.warn("User %r has a non-bcrypt hash, which the registry never accepts; "
+                            "update_password=on_create leaves it as it is." % name)
 
-    if change.changed and not module.check_mode:
-        write_atomic(module, path, change.content, creating)
+    if file_changed and not module.check_mode:
+        # A new file is 0600 from its first byte; O(mode), O(owner), O(group) are applied below.
+        _io.atomic_write(path, change.content, what=WHAT, new_file_mode=NEW_FILE_MODE)
 
-    changed = change.changed
+    changed = file_changed
     diffs = []
     if module._diff:
         diffs.append(dict(
             before="".join(user + "\n" for user in change.before) if not creating else "",
-            after="".join(user + "\n" for user in change.after),
+            after="".join(user + "\n" for user in change.after) if (content is not None or state == "present") else "",
             before_header="%s (users)" % path if not creating else "%s (absent)" % path,
             after_header="%s (users)" % path,
         ))
 
-    file_args = module.load_file_common_arguments(module.params, path=path)
-    if creating and file_args.get("mode") is None:
-        file_args["mode"] = NEW_FILE_MODE
     if os.path.exists(path):
+        file_args = module.load_file_common_arguments(params, path=path)
         attr_diff = dict(before={}, after={})  # type: dict
         changed = module.set_fs_attributes_if_different(file_args, changed, diff=attr_diff)
         if module._diff and (attr_diff["before"] or attr_diff["after"]):
             attr_diff["before_header"] = attr_diff["after_header"] = "%s (attributes)" % path
             diffs.append(attr_diff)
 
-    msg = _MESSAGES[change.action] % name
-    if change.duplicates_removed and change.action != "deduplicated":
+    msg = _summary(change.actions, single)
+    if change.duplicates_removed and (single is None or change.action != "deduplicated"):
         extra = change.duplicates_removed
         msg += " and removed %d duplicate entr%s" % (extra, "y" if extra == 1 else "ies")
-    if creating and change.changed:
+    if creating:
         msg += " (created %s)" % path
-    result.update(changed=changed, created_file=creating and change.changed, action=change.action, msg=msg)
+        if not directory_exists:
+            msg += "; its directory %s does not exist yet: a real run fails unless it is created first" % (
+                os.path.dirname(path))
+    result = dict(changed=changed, created_file=creating, actions=change.actions, msg=msg)
+    if single is not None:
+        result["action"] = change.actions[single]
     if diffs:
         result["diff"] = diffs[0] if len(diffs) == 1 else diffs
+    return result
+
+
+def run(module: AnsibleModule) -> dict:
+    params = module.params
+    # Validate everything before reading the file, so bad input never gets near it.
+    users = _validate(params)
+
+    path = _io.resolve_path(params["path"])  # through a link, so the link stays a link
+    directory = os.path.dirname(path)
+    directory_exists = os.path.isdir(directory)
+    if not directory_exists and not module.check_mode:
+        raise InvalidInput("The directory %s for the htpasswd file %s does not exist; create it first "
+                           "(for example with ansible.builtin.file and state=directory)." % (directory, path))
+    _io.require_regular_file(path, WHAT)
+
+    result = dict(changed=False, state=params["state"], file=path, created_file=False)
+    if params["users"] is None:
+        result["user"] = params["name"]
+    if module.check_mode or not directory_exists:
+        # Check mode reads only: no lock file is made.
+        result.update(_apply(module, path, users, directory_exists))
+    else:
+        with _io.FileLock(path, timeout=params["lock_timeout"], what=WHAT):
+            result.update(_apply(module, path, users, directory_exists))
     return result
 
 
@@ -391,7 +449,8 @@ def main() -> None:
         argument_spec=argument_spec(),
         add_file_common_args=True,
         supports_check_mode=True,
-        required_if=[("state", "present", ["password"])],
+        required_one_of=[("name", "users")],
+        mutually_exclusive=[("name", "users"), ("password", "users")],
     )
     if module.params["state"] == "present" and not _htpasswd.HAS_BCRYPT:
         module.fail_json(msg=missing_required_lib("bcrypt"), exception=_htpasswd.BCRYPT_IMPORT_ERROR)

@@ -16,6 +16,9 @@ description:
   - The configuration file is written atomically with mode C(0600) and keeps every other key. When it configures
     a credential helper (C(credsStore) or a C(credHelpers) entry for the registry), the secret is handed to the
     helper (C(docker-credential-<name> store)) and the file only lists the registry, as the docker CLI does.
+  - Logins that write the same configuration file at the same time wait for each other (an advisory lock on
+    C(config.json.lock) next to it, removed afterwards, waited for at most 30 seconds), so none of their entries
+    is lost. A configuration file or service account key file that is a FIFO, a device or a directory is refused.
   - Cloud registries are supported through O(provider) - Amazon ECR (a token from the AWS API), Google
     Container/Artifact Registry (a service account key), Azure Container Registry (a service principal),
     GitHub Container Registry and Docker Hub (a user and an access token).

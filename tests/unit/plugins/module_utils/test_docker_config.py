@@ -351,3 +351,61 @@ def test_helper_failure_is_reported_without_secret(tmp_path, monkeypatch):
     assert "keychain is locked" in str(exc.value)
     assert "topsecret" not in str(exc.value)
     assert json.loads(path.read_text()) == {"credsStore": "broken"}
+
+
+# --- files that are not regular, concurrent writers -------------------------------------------------
+
+def _store_in_process(path: str, number: int, barrier) -> None:
+    barrier.wait(60)
+    store_credentials(parse_registry("registry%d.example:5000" % number), Credentials("u%d" % number, "p"), path)
+
+
+def test_concurrent_logins_keep_every_entry(tmp_path):
+    # Eight processes log in to eight registries in one config.json at once. Without the
+    # lock each read-modify-rename works from a stale copy and entries get lost.
+    import multiprocessing
+    path = str(tmp_path / "docker" / "config.json")
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(8)
+    workers = [context.Process(target=_store_in_process, args=(path, number, barrier)) for number in range(8)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+        assert worker.exitcode == 0
+    auths = json.loads(open(path).read())["auths"]
+    assert sorted(auths) == sorted("registry%d.example:5000" % number for number in range(8))
+    assert os.listdir(str(tmp_path / "docker")) == ["config.json"]  # no lock or temporary file left
+
+
+def test_config_that_is_a_fifo_is_refused_at_once(tmp_path):
+    import threading
+    path = tmp_path / "config.json"
+    os.mkfifo(str(path))
+    outcome = {}
+
+    def attempt():
+        try:
+            store_credentials(LOCAL, Credentials("u", "secret"), str(path))
+        except RegistryError as exc:
+            outcome["error"] = exc
+    thread = threading.Thread(target=attempt, daemon=True)
+    thread.start()
+    thread.join(10)
+    try:
+        assert not thread.is_alive(), "store_credentials blocked on a FIFO"
+    finally:
+        try:
+            os.close(os.open(str(path), os.O_WRONLY | os.O_NONBLOCK))  # frees a reader stuck in open()
+        except OSError:
+            pass
+    assert isinstance(outcome["error"], InvalidInput)
+    assert "docker config %s is a FIFO (named pipe), not a regular file" % path in str(outcome["error"])
+    assert stat.S_ISFIFO(os.stat(str(path)).st_mode)
+    with pytest.raises(InvalidInput, match="FIFO"):
+        find_credentials(LOCAL, str(path))
+
+
+def test_logout_without_a_config_directory_creates_nothing(tmp_path):
+    assert remove_credentials(LOCAL, str(tmp_path / "none" / "config.json")) is False
+    assert list(tmp_path.iterdir()) == []

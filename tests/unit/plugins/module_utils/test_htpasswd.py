@@ -328,3 +328,95 @@ def test_remove_user_absent_changes_nothing():
 def test_remove_user_validates_name():
     with pytest.raises(InvalidInput):
         _htpasswd.remove_user(b"", "a:b")
+
+
+# ---- validate_users / apply_users (list mode) -------------------------------------------------
+
+def test_validate_users_reports_every_problem_at_once_without_passwords():
+    users = [
+        dict(name="e:ve", password="pw-eve"),
+        dict(name="alice", password="pw-alice"),
+        dict(name="bob", password=None),
+        dict(name="alice", password="pw-alice-2"),
+        dict(name="dave", password="\u00e9" * 37),
+        dict(name="carol", password=""),
+    ]
+    with pytest.raises(InvalidInput) as caught:
+        _htpasswd.validate_users(users)
+    message = str(caught.value)
+    assert message.startswith("users is invalid: ") and message.endswith("Nothing was changed.")
+    assert "entry 1: The user name 'e:ve' contains ':'" in message
+    assert "user 'bob': The password is empty" in message
+    assert "user 'alice' is listed more than once (entries 2 and 4)" in message
+    assert "user 'dave': The password is 74 bytes long" in message
+    assert "user 'carol': The password is empty" in message
+    for secret in ("pw-eve", "pw-alice", "\u00e9" * 37):
+        assert secret not in message
+
+
+def test_validate_users_without_passwords_for_absent():
+    assert _htpasswd.validate_users([dict(name="a"), dict(name="b", password=None)], require_passwords=False) == ["a", "b"]
+
+
+def test_apply_users_adds_updates_and_keeps_in_one_pass():
+    old = b"# users\nalice:" + ALICE_2Y + b"\nbob:" + SHA_SECRET + b"\n"
+    change = _htpasswd.apply_users(old, [dict(name="alice", password="secret"), dict(name="bob", password="secret"),
+                                         dict(name="carol", password="pw")], cost=4)
+    assert change.changed and change.action == "changed"
+    assert change.actions == {"alice": "unchanged", "bob": "rehashed", "carol": "added"}
+    assert change.content.startswith(b"# users\nalice:" + ALICE_2Y + b"\nbob:$2y$04$")
+    assert change.before == ["alice", "bob"] and change.after == ["alice", "bob", "carol"]
+
+
+def test_apply_users_exclusive_removes_the_unlisted_and_keeps_comments():
+    old = b"# users\nalice:" + ALICE_2Y + b"\r\nbob:x\n\nnot an entry\n\xff\xfe:y\nbob:z\n"
+    change = _htpasswd.apply_users(old, [dict(name="alice", password="secret")], exclusive=True, cost=4)
+    assert change.content == b"# users\nalice:" + ALICE_2Y + b"\r\n\nnot an entry\n"
+    assert change.actions == {"alice": "unchanged", "bob": "removed", "\ufffd\ufffd": "removed"}
+    assert change.after == ["alice"]
+
+
+def test_apply_users_exclusive_with_no_users_empties_the_file():
+    change = _htpasswd.apply_users(b"alice:" + ALICE_2Y + b"\n", [], exclusive=True)
+    assert change.changed and change.content == b"" and change.actions == {"alice": "removed"}
+
+
+def test_apply_users_unchanged_is_byte_identical():
+    old = b"alice:" + ALICE_2Y + b"\n"
+    change = _htpasswd.apply_users(old, [dict(name="alice", password="secret")], exclusive=True)
+    assert not change.changed and change.content == old and change.action == "unchanged"
+
+
+def test_apply_users_absent_removes_each_listed_user():
+    old = b"alice:1\nbob:2\ncarol:3\n"
+    change = _htpasswd.apply_users(old, [dict(name="alice"), dict(name="dave")], state="absent")
+    assert change.content == b"bob:2\ncarol:3\n"
+    assert change.actions == {"alice": "removed", "dave": "absent"}
+
+
+def test_apply_users_exclusive_needs_state_present():
+    with pytest.raises(InvalidInput, match="exclusive=true only works with state=present"):
+        _htpasswd.apply_users(b"", [dict(name="a")], state="absent", exclusive=True)
+
+
+def test_apply_users_validates_the_whole_list_before_hashing(monkeypatch):
+    def never(*args, **kwargs):
+        raise AssertionError("hashed before the whole list was checked")
+    monkeypatch.setattr(_htpasswd, "hash_password", never)
+    with pytest.raises(InvalidInput, match="user 'b': The password is empty"):
+        _htpasswd.apply_users(b"", [dict(name="a", password="pw"), dict(name="b", password="")])
+
+
+def test_placeholder_hash_is_bcrypt_shaped_and_never_verifies():
+    placeholder = _htpasswd.placeholder_hash(b"secret", 12)
+    assert _htpasswd.is_bcrypt(placeholder) and placeholder.startswith(b"$2y$12$")
+    assert not _htpasswd.verify_password(b"secret", placeholder)
+
+
+def test_apply_users_with_the_placeholder_hasher_reports_like_the_real_one():
+    old = b"alice:" + ALICE_2Y + b"\nbob:" + SHA_SECRET + b"\n"
+    users = [dict(name="alice", password="secret"), dict(name="bob", password="secret"), dict(name="c", password="x")]
+    real = _htpasswd.apply_users(old, users, exclusive=True, cost=4)
+    check = _htpasswd.apply_users(old, users, exclusive=True, cost=4, hasher=_htpasswd.placeholder_hash)
+    for field in ("changed", "actions", "before", "after"):
+        assert getattr(check, field) == getattr(real, field)

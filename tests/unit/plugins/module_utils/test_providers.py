@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -89,6 +90,30 @@ def test_service_account_key_invalid_never_echoed(content, message):
 def test_service_account_key_missing_file(tmp_path):
     with pytest.raises(InvalidInput, match="does not exist"):
         load_service_account_key(str(tmp_path / "nope.json"))
+
+
+def test_service_account_key_fifo_is_refused_at_once(tmp_path):
+    import threading
+    path = tmp_path / "key.json"
+    os.mkfifo(str(path))
+    outcome = {}
+
+    def attempt():
+        try:
+            load_service_account_key(str(path))
+        except InvalidInput as exc:
+            outcome["error"] = exc
+    thread = threading.Thread(target=attempt, daemon=True)
+    thread.start()
+    thread.join(10)
+    try:
+        assert not thread.is_alive(), "load_service_account_key blocked on a FIFO"
+    finally:
+        try:
+            os.close(os.open(str(path), os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass
+    assert "service account key file %s is a FIFO" % path in str(outcome["error"])
 
 
 def test_login_for_gcr():

@@ -415,3 +415,191 @@ def test_password_never_appears_in_the_output(capsys, htpasswd, args):
     assert "invocation" in run.result  # the arguments are echoed, censored
     assert run.result["invocation"]["module_args"]["password"] == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
     assert_no_secret(run)
+
+
+# ---- list mode (users, exclusive) -----------------------------------------------------------
+
+USERS = [dict(name="alice", password=PASSWORD + "-a"), dict(name="bob", password="secret"),
+         dict(name="dave", password=PASSWORD + "-d")]
+
+
+def test_users_list_adds_all_in_one_write(capsys, htpasswd):
+    inode = os.stat(htpasswd).st_ino
+    run = run_module(capsys, diff=True, path=str(htpasswd), users=USERS)
+    assert run.rc == 0 and run.result["changed"] is True
+    assert run.result["actions"] == {"alice": "added", "bob": "unchanged", "dave": "added"}
+    assert "user" not in run.result and "action" not in run.result
+    assert run.result["msg"] == "added 'alice', 'dave'; unchanged 'bob'"
+    stored = users(htpasswd)
+    assert sorted(stored) == ["alice", "bob", "carol", "dave"]
+    assert bcrypt.checkpw((PASSWORD + "-a").encode(), stored["alice"])
+    assert run.result["diff"]["before"] == "bob\ncarol\n" and run.result["diff"]["after"] == "bob\ncarol\nalice\ndave\n"
+    assert os.stat(htpasswd).st_ino != inode
+    again = run_module(capsys, path=str(htpasswd), users=USERS)
+    assert again.result["changed"] is False
+
+
+def test_users_exclusive_removes_everyone_else_check_mode_first(capsys, htpasswd):
+    before = fingerprint(htpasswd)
+    check = run_module(capsys, check_mode=True, diff=True, path=str(htpasswd), users=USERS[:2], exclusive=True)
+    assert check.result["changed"] is True and fingerprint(htpasswd) == before
+    assert check.result["actions"] == {"alice": "added", "bob": "unchanged", "carol": "removed"}
+    assert check.result["diff"]["after"] == "bob\nalice\n"
+    real = run_module(capsys, diff=True, path=str(htpasswd), users=USERS[:2], exclusive=True)
+    assert real.result["actions"] == check.result["actions"] and real.result["diff"] == check.result["diff"]
+    assert sorted(users(htpasswd)) == ["alice", "bob"]
+    assert read(htpasswd).startswith(b"# registry users\n\nbob:")
+    again = run_module(capsys, check_mode=True, path=str(htpasswd), users=USERS[:2], exclusive=True)
+    assert again.result["changed"] is False
+
+
+def test_exclusive_with_a_single_name(capsys, htpasswd):
+    run = run_module(capsys, path=str(htpasswd), name="bob", password="secret", exclusive=True)
+    assert run.result["changed"] is True and run.result["action"] == "unchanged"
+    assert run.result["actions"] == {"bob": "unchanged", "carol": "removed"}
+    assert sorted(users(htpasswd)) == ["bob"]
+
+
+def test_users_empty_and_exclusive_creates_an_empty_file(capsys, tmp_path):
+    # The registry makes a file with a generated user of its own when the file is missing.
+    path = tmp_path / "htpasswd"
+    run = run_module(capsys, path=str(path), users=[], exclusive=True)
+    assert run.result["changed"] is True and run.result["created_file"] is True
+    assert read(path) == b"" and stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    again = run_module(capsys, path=str(path), users=[], exclusive=True)
+    assert again.result["changed"] is False
+
+
+def test_users_absent_removes_the_listed(capsys, htpasswd):
+    run = run_module(capsys, path=str(htpasswd), users=[dict(name="bob"), dict(name="zoe")], state="absent")
+    assert run.result["actions"] == {"bob": "removed", "zoe": "absent"}
+    assert sorted(users(htpasswd)) == ["carol"]
+
+
+def test_users_list_is_checked_whole_before_the_file_is_touched(capsys, htpasswd):
+    before = fingerprint(htpasswd)
+    bad = [dict(name="alice", password=PASSWORD), dict(name="e:ve", password=PASSWORD),
+           dict(name="bob", password=None), dict(name="alice", password=PASSWORD)]
+    run = run_module(capsys, path=str(htpasswd), users=bad, exclusive=True)
+    assert run.failed and run.result["error_kind"] == "invalid_input"
+    for fragment in ("entry 2: The user name 'e:ve' contains ':'", "user 'bob': The password is empty",
+                     "user 'alice' is listed more than once (entries 1 and 4)", "Nothing was changed"):
+        assert fragment in run.result["msg"]
+    assert fingerprint(htpasswd) == before
+    assert_no_secret(run)
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (dict(name="a", users=[dict(name="b", password=PASSWORD)]), "mutually exclusive: name|users"),
+    (dict(password=PASSWORD, users=[dict(name="b", password=PASSWORD)]), "mutually exclusive: password|users"),
+    (dict(), "one of the following is required: name, users"),
+    (dict(name="a", state="absent", exclusive=True), "exclusive=true only works with state=present"),
+    (dict(name="a", password=PASSWORD, lock_timeout=-1), "lock_timeout must be from 0 to 3600 seconds, got -1"),
+    (dict(name="a", password=PASSWORD, lock_timeout=3601), "lock_timeout must be from 0 to 3600"),
+    (dict(name="a", password=PASSWORD, cost=32), "cost must be an integer from 4 to 31"),
+])
+def test_option_errors(capsys, htpasswd, args, fragment):
+    before = fingerprint(htpasswd)
+    run = run_module(capsys, path=str(htpasswd), **args)
+    assert run.failed and fragment in run.result["msg"]
+    assert fingerprint(htpasswd) == before
+
+
+def test_users_passwords_never_appear_in_the_output(capsys, htpasswd):
+    secrets = [dict(name="alice", password="first-Secr3t-a"), dict(name="zed", password="second-Secr3t-z")]
+    for check_mode in (True, False):
+        run = run_module(capsys, check_mode=check_mode, diff=True, path=str(htpasswd), users=secrets, exclusive=True)
+        censored = run.result["invocation"]["module_args"]["users"]
+        assert [entry["password"] for entry in censored] == ["VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"] * 2
+        for entry in secrets:
+            assert entry["password"] not in run.stdout
+        assert "$2y$" not in run.stdout
+
+
+def test_check_mode_with_a_missing_directory_says_so(capsys, tmp_path):
+    path = tmp_path / "auth" / "htpasswd"
+    run = run_module(capsys, check_mode=True, path=str(path), users=USERS, exclusive=True)
+    assert run.rc == 0 and run.result["changed"] is True and run.result["created_file"] is True
+    assert "its directory %s does not exist yet" % (tmp_path / "auth") in run.result["msg"]
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---- special files, locking, concurrency ----------------------------------------------------
+
+def test_a_fifo_is_refused_at_once(capsys, tmp_path):
+    import threading
+    path = tmp_path / "htpasswd"
+    os.mkfifo(str(path))
+    box = {}
+
+    def attempt():
+        box["run"] = run_module(capsys, path=str(path), name="alice", password=PASSWORD)
+    thread = threading.Thread(target=attempt, daemon=True)
+    thread.start()
+    thread.join(10)
+    try:
+        assert not thread.is_alive(), "htpasswd_user blocked on a FIFO"
+    finally:
+        try:
+            os.close(os.open(str(path), os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass
+    run = box["run"]
+    assert run.failed and run.result["error_kind"] == "invalid_input"
+    assert "htpasswd file %s is a FIFO (named pipe), not a regular file" % path in run.result["msg"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["htpasswd"]
+
+
+def test_a_symlink_to_a_directory_is_refused(capsys, tmp_path):
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "link").symlink_to("dir")
+    run = run_module(capsys, path=str(tmp_path / "link"), name="alice", password=PASSWORD)
+    assert run.failed and "is a directory, not a regular file" in run.result["msg"]
+
+
+def test_lock_held_elsewhere_times_out_with_a_clear_error(capsys, htpasswd):
+    from ansible_collections.dockyard.registry.plugins.module_utils import _io
+    before = fingerprint(htpasswd)
+    with _io.FileLock(str(htpasswd)):
+        run = run_module(capsys, path=str(htpasswd), name="alice", password=PASSWORD, lock_timeout=0)
+    assert run.failed and run.result["error_kind"] == "lock_timeout"
+    assert "%s.lock on htpasswd file %s" % (htpasswd, htpasswd) in run.result["msg"]
+    assert "held by pid %d" % os.getpid() in run.result["msg"]
+    assert fingerprint(htpasswd) == before
+
+
+def test_parallel_runs_keep_every_user(tmp_path):
+    # Eight separate module processes, as a loop with async or several plays start them.
+    # Before the lock, each read the same old file and the last rename won (1 of 8 left).
+    import json
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.dirname(os.path.abspath(htpasswd_user.__file__)))))))
+    path = tmp_path / "htpasswd"
+    env = dict(os.environ, PYTHONPATH=root)
+    processes = []
+    for number in range(8):
+        args = tmp_path / ("args%d.json" % number)
+        args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {
+            "path": str(path), "name": "user%d" % number, "password": "pw-%d" % number, "cost": 10}}))
+        processes.append(subprocess.Popen([sys.executable, htpasswd_user.__file__, str(args)], env=env,
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    results = []
+    for process in processes:
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err
+        results.append(json.loads(out))
+    assert [result["action"] for result in results] == ["added"] * 8
+    stored = users(path)
+    assert sorted(stored) == ["user%d" % number for number in range(8)]
+    assert all(bcrypt.checkpw(("pw-%d" % n).encode(), stored["user%d" % n]) for n in range(8))
+    assert not os.path.exists(str(path) + ".lock")
+
+
+def test_check_mode_spends_no_cpu_on_new_hashes(capsys, htpasswd, monkeypatch):
+    def never(*args, **kwargs):
+        raise AssertionError("check mode hashed a password")
+    monkeypatch.setattr(_htpasswd, "hash_password", never)
+    run = run_module(capsys, check_mode=True, path=str(htpasswd), users=USERS, exclusive=True)
+    assert run.rc == 0 and run.result["actions"]["alice"] == "added"
