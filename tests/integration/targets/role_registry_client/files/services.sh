@@ -82,6 +82,11 @@ up)
   mkdir -p "$dir"/{logs,run,pki,docker,containerd/certs.d,home}
   grep -qF "$hosts_line" /etc/hosts || echo "$hosts_line" >> /etc/hosts
   "$python" "$(dirname "$0")/pki.py" "$dir/pki" "$name" localhost
+  # skopeo's --cert-dir layout (ca.crt, client.cert + client.key), to seed the mTLS registry
+  mkdir -p "$dir/pki-client"
+  cp "$dir/pki/ca.crt" "$dir/pki-client/ca.crt"
+  cp "$dir/pki/client.crt" "$dir/pki-client/client.cert"
+  cp "$dir/pki/client.key" "$dir/pki-client/client.key"
   "$python" -c 'import bcrypt, sys; print("dyrc:" + bcrypt.hashpw(sys.argv[1].encode(), bcrypt.gensalt(5)).decode())' \
     "${DYRC_PASSWORD:?DYRC_PASSWORD}" > "$dir/htpasswd"
   start_registry 5811 tls
