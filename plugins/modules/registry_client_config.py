@@ -320,6 +320,12 @@ containerd_config_path:
   description: The CRI plugin's C(config_path) after the run (V(null) when containerd is not configured).
   returned: always
   type: str
+pending:
+  description: In check mode, the files that would change and so are not in place yet (a later task that needs
+    them, such as a login that uses the CA, cannot run yet). Empty otherwise.
+  returned: always
+  type: list
+  elements: str
 """
 
 import json
@@ -902,7 +908,8 @@ class RuntimeConfig:
         self.warnings.append(note + ": restarted (%s)" % result["how"] if result["done"] else note)
         return result
 
-    def run(self) -> dict:
+    def plan(self) -> List[str]:
+        """Read and check everything; decide every file's content. Writes nothing."""
         registries, mirrors = self.entries()
         runtimes = self.runtimes()
         hosts = rc.host_settings(registries, mirrors)
@@ -910,11 +917,18 @@ class RuntimeConfig:
             self.plan_docker(registries, mirrors, hosts)
         if "containerd" in runtimes:
             self.plan_containerd(registries, mirrors, hosts)
-        else:
-            self.containerd_config_path = None
         if "podman" in runtimes:
             self.plan_podman(registries, mirrors, hosts)
         self.plan_system_trust(registries)
+        return runtimes
+
+    def run(self) -> dict:
+        try:
+            runtimes = self.plan()
+        except RegistryError as err:
+            if "Nothing was changed" not in err.message:
+                err.message = err.message.rstrip(". ") + ". Nothing was changed."
+            raise
         changed = any(c.action != "unchanged" for c in self.changes)
         if changed and not self.check_mode:
             self.apply()
@@ -927,6 +941,7 @@ class RuntimeConfig:
             "ca_files": self.ca_files,
             "client_files": self.client_files,
             "containerd_config_path": self.containerd_config_path,
+            "pending": [c.path for c in self.changes if c.action != "unchanged"] if self.check_mode else [],
             "diff": [c.diff() for c in self.changes if c.action != "unchanged"],
         }
 
