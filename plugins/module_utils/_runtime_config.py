@@ -277,7 +277,9 @@ def merge_daemon_json(config: dict, registries: List[RegistryEntry], hub_mirrors
     ``insecure-registries`` gains the present insecure hosts and loses present secure hosts and
     absent hosts. ``registry-mirrors`` (Docker Hub only) gains the mirrors of present Docker Hub
     entries, after the ones already there, and loses the mirrors named by absent ones. A key
-    that ends empty is dropped, so an absent entry leaves no trace.
+    that was there stays, as ``[]`` when it ends empty: dockerd's reload keeps the old value of
+    a key that disappeared from the file (seen with 20.10), so only ``[]`` clears it. A key that
+    was not there is not added empty.
     """
     result = dict(config)
     insecure = list(config.get("insecure-registries") or [])
@@ -297,10 +299,8 @@ def merge_daemon_json(config: dict, registries: List[RegistryEntry], hub_mirrors
             elif entry.state == "absent":
                 mirrors = [m for m in mirrors if _mirror_key(m) != _mirror_key(url)]
     for key, value in (("insecure-registries", insecure), ("registry-mirrors", mirrors)):
-        if value:
+        if value or key in config:
             result[key] = value
-        else:
-            result.pop(key, None)
     return result
 
 
