@@ -487,7 +487,7 @@ class RuntimeConfig:
             what = "registries[%d].host" % index
             host = rc.normalise_host(item["host"], what)
             if host in seen:
-                raise InvalidInput("%s: %s is listed twice in registries; merge the two entries" % (what, host))
+                raise InvalidInput("%s: %s is listed twice; merge the two entries" % (what, host))
             seen.add(host)
             cert, key = item.get("client_cert_content"), item.get("client_key_content")
             if bool(cert) != bool(key):
