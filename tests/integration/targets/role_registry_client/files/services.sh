@@ -146,7 +146,9 @@ down)
   done
   rm -rf /run/dyrc-docker "$dir"
   rm -rf /etc/docker/certs.d/$name:5811 /etc/docker/certs.d/$name:5812 /etc/docker/certs.d/$name:5813 \
-         /etc/docker/certs.d/$name:5814 /etc/docker/certs.d/$name:5820
+         /etc/docker/certs.d/$name:5814
+  # trust_registry.yml (tasks/playbooks.yml) trusts the deployed registry as localhost:5820
+  rm -rf /etc/docker/certs.d/localhost:5820
   ;;
 *)
   echo "usage: $0 up DIR PYTHON | down DIR | restart-containerd DIR | stop DIR PORT | pid DIR dockerd|containerd" >&2
