@@ -179,8 +179,9 @@ def _tls_lines(entry: Optional[RegistryEntry], host_dir: str, indent: str) -> Li
     if entry.ca:
         lines.append("%sca = %s" % (indent, _toml_string(os.path.join(host_dir, "ca.crt"))))
     if entry.client_cert and entry.client_key:
-        lines.append("%sclient = [[%s, %s]]" % (indent, _toml_string(os.path.join(host_dir, "client.cert")),
-                                                 _toml_string(os.path.join(host_dir, "client.key"))))
+        cert = _toml_string(os.path.join(host_dir, "client.cert"))
+        key = _toml_string(os.path.join(host_dir, "client.key"))
+        lines.append("%sclient = [[%s, %s]]" % (indent, cert, key))
     if entry.insecure:
         lines.append("%sskip_verify = true" % indent)
     return lines
@@ -366,8 +367,8 @@ def _header_pattern(table: str) -> "re.Pattern[str]":
     for part in re.findall(r'"[^"]*"|[^.]+', table):
         if part.startswith('"'):
             name = part[1:-1]
-            parts.append(r'(?:"%s"|\'%s\'%s)' % (re.escape(name), re.escape(name),
-                                                  "|%s" % re.escape(name) if re.match(r"^[A-Za-z0-9_-]+$", name) else ""))
+            bare = "|%s" % re.escape(name) if re.match(r"^[A-Za-z0-9_-]+$", name) else ""
+            parts.append(r'(?:"%s"|\'%s\'%s)' % (re.escape(name), re.escape(name), bare))
         else:
             parts.append(r'(?:%s|"%s")' % (re.escape(part), re.escape(part)))
     return re.compile(r"^\s*\[\s*%s\s*\]\s*(?:#.*)?$" % r"\s*\.\s*".join(parts))
