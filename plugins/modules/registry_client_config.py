@@ -214,8 +214,11 @@ notes:
   - Runs on the managed node as root. Needs no Python library beyond the standard library; the C(registries.conf.d)
     syntax check needs Python 3.11 (C(tomllib)) or the C(tomli) library and is skipped with a warning otherwise.
 seealso:
-  - role: dockyard.registry.registry_client
-    description: Validates the CAs, calls this module, logs in; the usual way to use it.
+  - name: Role dockyard.registry.registry_client
+    description: >-
+      Validates the CAs, calls this module, logs in; the usual way to use it
+      (C(ansible-doc -t role dockyard.registry.registry_client)).
+    link: https://example.invalid/dockyard/registry/-/blob/main/roles/registry_client/README.md
   - name: Docker - verify repository client with certificates
     description: The certs.d layout.
     link: https://docs.docker.com/engine/security/certificates/
@@ -629,7 +632,7 @@ class RuntimeConfig:
         for key, flag in (("insecure-registries", "--insecure-registry"), ("registry-mirrors", "--registry-mirror")):
             if key in merged and any(a == flag or a.startswith(flag + "=") for a in args):
                 raise InvalidInput(
-                    "dockerd (pid %d) was started with %s, and Docker refuses a setting given both as a flag and"
+                    "dockerd (pid %s) was started with %s, and Docker refuses a setting given both as a flag and"
                     " in %s: move the flag's values into %s under %r and drop the flag. Nothing was changed."
                     % (self.docker_pid, flag, self.p["docker_daemon_json"], self.p["docker_daemon_json"], key))
         for index, arg in enumerate(args):
@@ -639,7 +642,7 @@ class RuntimeConfig:
             elif arg.startswith("--config-file="):
                 value = arg.split("=", 1)[1]
             if value and os.path.realpath(value) != os.path.realpath(self.p["docker_daemon_json"]):
-                self.warnings.append("dockerd (pid %d) reads %s, not %s: set docker_daemon_json to it"
+                self.warnings.append("dockerd (pid %s) reads %s, not %s: set docker_daemon_json to it"
                                      % (self.docker_pid, value, self.p["docker_daemon_json"]))
 
     def _validate_daemon_json(self, path: str, data: bytes) -> None:
@@ -881,7 +884,7 @@ class RuntimeConfig:
             return {"runtime": "docker", "action": "reload", "done": False,
                     "how": "no running dockerd (no live pid in %s): it reads the file when it starts"
                            % p["docker_pidfile"]}
-        how = "SIGHUP to dockerd pid %d" % pid
+        how = "SIGHUP to dockerd pid %s" % pid
         if self.check_mode:
             return {"runtime": "docker", "action": "reload", "done": False, "how": "check mode: would send " + how}
         os.kill(pid, signal.SIGHUP)
