@@ -125,9 +125,8 @@ SEMVER = {"1.0.0": digest(1), "1.1.0": digest(2), "1.2.0": digest(3), "2.0.0-rc.
 
 def test_keep_latest_semver_keeps_unordered_tags_and_ranks_prereleases():
     gone, kept = deleted(SEMVER, rules(keep_latest=2))
-    assert gone == ["1.0.0", "1.1.0"]
-    assert kept == {"1.2.0": "keep_latest", "2.0.0-rc.1": "keep_latest", "2.0.0": "keep_latest",
-                    "latest": "unordered", "main": "unordered"}
+    assert gone == ["1.0.0", "1.1.0", "1.2.0"]
+    assert kept == {"2.0.0-rc.1": "keep_latest", "2.0.0": "keep_latest", "latest": "unordered", "main": "unordered"}
 
 
 def test_keep_latest_counts_images_not_tags():
@@ -244,10 +243,11 @@ def test_check_mode_is_the_plan_and_deletes_nothing(registry):
     result = run(check_mode=True, diff=True, repositories=["team/app"], keep_latest=2, max_delete="3")
     assert result["changed"] is True
     assert result["deleted_tags"] == ["team/app:1.0.0", "team/app:1.2.0"]
-    assert result["kept_by_sharing"] == []
+    # 1.1.0 would go, but "stable" (not a version, so kept) is on the same manifest
+    assert result["kept_by_sharing"] == ["team/app:1.1.0"]
     repo = result["repositories"][0]
     kept = dict((k["tag"], k["rule"]) for k in repo["kept"])
-    assert kept == {"1.1.0": "unordered", "1.3.0": "keep_latest", "2.0.0": "keep_latest", "stable": "unordered"}
+    assert kept == {"1.1.0": "shared", "1.3.0": "keep_latest", "2.0.0": "keep_latest", "stable": "unordered"}
     assert repo["status"] == "planned" and repo["deleted_digests"] == []
     # the two own layers, two configs and two manifests; the shared base stays
     assert result["bytes_unreferenced"] == repo["bytes_unreferenced"] > 0
