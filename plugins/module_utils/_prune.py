@@ -131,7 +131,7 @@ def parse_max_delete(value: Any, option: str = "max_delete") -> tuple:
 class Rules:
     """One repository's rules, validated (every error names the option, with ``where``)."""
 
-    def __init__(self, values: Mapping[str, Any], where: str = "") -> None:
+    def __init__(self, values: Mapping[str, Any], where: str = "", complete: bool = True) -> None:
         prefix = where + "." if where else ""
         self.where = where
         latest = values.get("keep_latest")
@@ -161,9 +161,9 @@ class Rules:
         max_delete = values.get("max_delete")
         self.max_delete_text = str(max_delete if max_delete not in (None, "") else DEFAULT_MAX_DELETE).strip()
         self.max_count, self.max_percent = parse_max_delete(self.max_delete_text, prefix + "max_delete")
-        if self.keep_latest is None and self.older_than is None and self.delete_regex is None:
+        if complete and self.keep_latest is None and self.older_than is None and self.delete_regex is None:
             raise InvalidInput("%sno rule selects anything to delete: give keep_latest, older_than or delete_regex "
-                               "(keep_regex and keep_digests only protect tags)" % prefix)
+                               "(keep_regex and keep_digests only protect tags)" % (where + ": " if where else ""))
 
     @property
     def needs_created(self) -> bool:
@@ -442,6 +442,8 @@ def normalise_repositories(items: Sequence[Any] | None, defaults: Mapping[str, A
     """``[(name, Rules, explicit)]`` from the ``repositories`` option; errors name the item."""
     result = []
     seen = set()
+    # the task's own rule options first, named as they are written (a repository may complete them)
+    Rules(defaults, complete=not items)
     for index, item in enumerate(items or []):
         if isinstance(item, str):
             item = {"name": item}
@@ -499,8 +501,8 @@ class RegistryPrune:
                          and not any(r.search(n) for r in exclude)]
                 targets = [(n, catalog_rules, False) for n in names]
             plans = self._plan(client, targets, now, concurrency)
-            result = self._result(registry, plans)
             refusal = self._refusal(plans)
+            result = self._result(registry, plans)
             if refusal:
                 result.update(failed=True, error_kind="refused", msg=refusal)
                 result["duration"] = round(time.monotonic() - started, 3)

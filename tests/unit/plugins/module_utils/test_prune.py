@@ -92,6 +92,13 @@ def test_errors_name_the_repository_item():
         _prune.normalise_repositories(["team/a", {"name": "team/b", "older_than": "2x"}], {"keep_latest": 1})
     with pytest.raises(InvalidInput, match="unknown keys latest"):
         _prune.normalise_repositories([{"name": "a", "latest": 1}], {"keep_latest": 1})
+    # a task-level rule is named as written, not after the first repository
+    with pytest.raises(InvalidInput, match=r"^invalid regular expression in delete_regex"):
+        _prune.normalise_repositories(["team/a"], {"delete_regex": "("})
+    # a repository may complete the task's rules
+    assert _prune.normalise_repositories([{"name": "a", "keep_latest": 3}], {"keep_regex": "^v"})[0][1].keep_latest == 3
+    with pytest.raises(InvalidInput, match=r"repositories\[0\] \(a\): no rule selects"):
+        _prune.normalise_repositories(["a"], {"keep_regex": "^v"})
     with pytest.raises(InvalidInput, match="listed twice"):
         _prune.normalise_repositories(["a", "a"], {"keep_latest": 1})
 
@@ -273,6 +280,7 @@ def test_the_cap_refuses_everything_and_force_passes_it(registry):
     assert result["failed"] is True and result["error_kind"] == "refused"
     assert "team/app: 6 of 6 tags (100%), max_delete 50% allows 3" in result["msg"]
     assert "Nothing was deleted" in result["msg"]
+    assert [r["status"] for r in result["repositories"]] == ["refused", "unchanged"]
     assert [e for e in registry.events if e[0] == "delete"] == []
     # the undated team/tool image is kept and said so
     tool = [r for r in result["repositories"] if r["name"] == "team/tool"][0]
