@@ -152,10 +152,10 @@ seealso:
     description: Delete one image by tag or digest.
   - name: The registry role's README - garbage collection
     description: Free the disk space of deleted images safely (read-only window, cache flush, restart).
-    link: https://github.com/dockyard/registry/blob/main/roles/registry/README.md
+    link: https://example.invalid/dockyard/registry/-/blob/main/roles/registry/README.md
   - name: Retention and garbage collection
     description: The policy and GC walk-through with measured disk usage.
-    link: https://github.com/dockyard/registry/blob/main/docs/retention-and-gc.md
+    link: https://example.invalid/dockyard/registry/-/blob/main/docs/retention-and-gc.md
 """
 
 EXAMPLES = r"""
