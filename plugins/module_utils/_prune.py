@@ -540,9 +540,10 @@ class RegistryPrune:
                 plan.status, plan.error = "failed", exc
                 plans.append(plan)
         if missing:
+            one = len(missing) == 1
             raise NotFound("repositor%s %s do%s not exist in the registry; nothing was deleted. Check the names "
-                           "(registry_info lists the catalog)" % ("y" if len(missing) == 1 else "ies",
-                                                                 ", ".join(missing), "es" if len(missing) == 1 else ""))
+                           "(registry_info lists the catalog)"
+                           % ("y" if one else "ies", ", ".join(missing), "es" if one else ""))
         return plans
 
     def _refusal(self, plans: list[RepositoryPlan]) -> str | None:
@@ -567,8 +568,8 @@ class RegistryPrune:
                 added = sorted(set(now_tags) - set(plan.tags))
                 removed = sorted(set(plan.tags) - set(now_tags))
                 raise ConcurrentChange("the tags of %s changed while it was planned (added: %s; removed: %s); nothing "
-                                    "was deleted from it, run again" % (plan.name, ", ".join(added) or "none",
-                                                                        ", ".join(removed) or "none"))
+                                       "was deleted from it, run again"
+                                       % (plan.name, ", ".join(added) or "none", ", ".join(removed) or "none"))
             for digest in plan.decision.delete_digests:
                 try:
                     client.manifest_delete(plan.name, digest)
