@@ -27,10 +27,14 @@ description:
     (through C(containerd config dump)) and the C(registries.conf.d) files must parse, a changed C(daemon.json)
     must pass C(dockerd --validate) where that exists, a changed C(config.toml) must load and give the intended
     C(config_path). On any problem the module fails and no file changes.
-  - Files are written atomically; C(client.key) is mode C(0600). O(registries[].state=absent) removes exactly the
-    files and entries this module writes for that host.
-  - The CA itself is not checked here (PEM, expiry, CA flag); the role M(dockyard.registry.registry_client) does that
-    on the controller before calling this module.
+  - Files are written atomically, and a file that exists keeps its owner, mode and SELinux context; C(client.key) is
+    mode C(0600). A file in the way that is a FIFO, a device or a directory is refused. O(registries[].state=absent)
+    removes exactly the files and entries this module writes for that host.
+  - Runs that change the same C(daemon.json), C(config.toml) or C(registries.conf.d) drop-in at the same time wait for
+    each other (an advisory lock on C(<file>.lock) next to it, removed afterwards, waited for at most 30 seconds), so
+    none of their entries is lost.
+  - The CA itself is not checked here (PEM, expiry, CA flag); the role P(dockyard.registry.registry_client#role) does
+    that on the controller before calling this module.
 author:
   - dockyard.registry contributors (@dockyard)
 options:
@@ -211,14 +215,14 @@ options:
     type: list
     elements: str
 notes:
+  - The role P(dockyard.registry.registry_client#role) is the usual way to use this module - it validates the CAs on
+    the controller, calls this module and logs in (C(ansible-doc -t role dockyard.registry.registry_client)).
   - Runs on the managed node as root. Needs no Python library beyond the standard library; the C(registries.conf.d)
     syntax check needs Python 3.11 (C(tomllib)) or the C(tomli) library and is skipped with a warning otherwise.
 seealso:
-  - name: Role dockyard.registry.registry_client
-    description: >-
-      Validates the CAs, calls this module, logs in; the usual way to use it
-      (C(ansible-doc -t role dockyard.registry.registry_client)).
-    link: https://example.invalid/dockyard/registry/-/blob/main/roles/registry_client/README.md
+  - module: dockyard.registry.registry_login
+    description: Log in to a registry this module made the host trust (the role P(dockyard.registry.registry_client#role)
+      does both).
   - name: Docker - verify repository client with certificates
     description: The certs.d layout.
     link: https://docs.docker.com/engine/security/certificates/
@@ -230,6 +234,7 @@ seealso:
     link: https://github.com/containers/image/blob/main/docs/containers-registries.conf.5.md
 extends_documentation_fragment:
   - dockyard.registry.attributes
+  - dockyard.registry.attributes.ACTIONGROUP_NONE
 attributes:
   check_mode:
     support: full
