@@ -102,8 +102,7 @@ def test_daemon_json_keeps_its_other_keys_mode_and_owner(capsys, tmp_path):
     run = run_module(capsys, registry_client_config,
                      **docker(tmp_path, registries=[{"host": HOST, "insecure": True}]))
     assert not run.failed, run.result
-    assert json.loads(daemon.read_text()) == {"log-level": "warn",
-                                               "insecure-registries": ["old.example:1", HOST]}
+    assert json.loads(daemon.read_text()) == {"log-level": "warn", "insecure-registries": ["old.example:1", HOST]}
     assert mode_of(daemon) == 0o640
     assert run.result["reloads"] == [{"runtime": "docker", "action": "reload", "done": False,
                                       "how": "docker_reload=never"}]
@@ -190,7 +189,7 @@ def test_a_run_waits_for_the_lock_and_keeps_what_another_run_wrote(tmp_path, mon
         other.release()
         thread.join(60)
     assert "error" not in outcome, outcome
-    assert json.loads(daemon.read_text()) == {"log-level": "warn",
-                                               "insecure-registries": ["b.example:5000", "a.example:5000"]}
+    wanted = {"log-level": "warn", "insecure-registries": ["b.example:5000", "a.example:5000"]}
+    assert json.loads(daemon.read_text()) == wanted
     assert outcome["result"]["files"] == [{"path": str(daemon), "runtime": "docker", "action": "updated"}]
     assert not os.path.exists(str(daemon) + ".lock")
