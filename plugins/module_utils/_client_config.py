@@ -665,7 +665,7 @@ def _pem(value: str | None) -> str | None:
     return value.strip() + "\n"
 
 
-def registry_client_config(params: dict, check_mode: bool = False, diff: bool = False, **_kwargs) -> dict:
+def registry_client_config(params: dict, check_mode: bool = False, diff: bool = False) -> dict:
     """The module's result for ``params``; its warnings in ``warnings``, its diff only with ``diff``."""
     runner = RuntimeConfig(params, check_mode=check_mode)
     try:
