@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # Debian packages the tests and benchmarks use as peers and judges: skopeo, the
 # docker-registry binary (for the local registry:2 image and plain-process registries),
-# and ShellCheck (ansible-test sanity skips its shellcheck test without it).
+# ShellCheck (ansible-test sanity skips its shellcheck test without it), and the
+# services the registry cluster test runs for real: redis-server (the shared blob
+# descriptor cache) and haproxy (the load balancer the registry_lb role configures).
+# The test starts its own redis-server and haproxy processes; the Debian packages'
+# own services (when an init system starts them) are not used.
 set -euo pipefail
 missing=()
 command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
 command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
 [ "${WITH_HYPERFINE:-0}" = 1 ] && { command -v hyperfine >/dev/null 2>&1 || missing+=(hyperfine); }
 if [ ${#missing[@]} -gt 0 ]; then
   printf '==> installing Debian packages: %s\n' "${missing[*]}" >&2
