@@ -309,12 +309,21 @@ def check_redis(address: str, password: str = "", db: int = 0, timeout: float = 
             stream.flush()
             return _resp_read(stream)
 
+        def refuse_denied(answer: t.Any) -> None:
+            if isinstance(answer, tuple) and answer[1].startswith("DENIED"):
+                raise Denied("Redis at %s refuses connections from this host: it runs in protected mode (no password "
+                             "set, only loopback clients)." % address,
+                             hint="Give Redis a password (requirepass) and the registry that password, or turn "
+                             "protected-mode off on a network only the registry hosts reach.")
+
         if password:
             answer = ask("AUTH", password)
+            refuse_denied(answer)
             if isinstance(answer, tuple):
                 raise Unauthorized("Redis at %s refused the password (%s)." % (address, answer[1].split(" ")[0]),
                                    hint="Fix the Redis password.")
         answer = ask("SELECT", str(db))
+        refuse_denied(answer)
         if isinstance(answer, tuple):
             if answer[1].startswith("NOAUTH"):
                 raise Unauthorized("Redis at %s needs a password." % address, hint="Give the Redis password.")
