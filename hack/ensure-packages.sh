@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Debian packages the tests and benchmarks use as peers and judges: skopeo, the
 # docker-registry binary (for the local registry:2 image and plain-process registries),
-# ShellCheck (ansible-test sanity skips its shellcheck test without it), and the
-# services the registry cluster test runs for real: redis-server (the shared blob
-# descriptor cache) and haproxy (the load balancer the registry_lb role configures).
-# The test starts its own redis-server and haproxy processes; the Debian packages'
-# own services (when an init system starts them) are not used.
+# ShellCheck (ansible-test sanity skips its shellcheck test without it), the runtimes
+# the registry_client role configures: containerd (with ctr; docker.io already depends on
+# it, so the engine's own containerd is never replaced) and podman (without recommends:
+# the test runs it as root with its own storage), and the services the registry cluster
+# test runs for real: redis-server (the shared blob descriptor cache) and haproxy (the
+# load balancer the registry_lb role configures). The test starts its own redis-server
+# and haproxy processes; the Debian packages' own services (when an init system starts
+# them) are not used.
 set -euo pipefail
 missing=()
 command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
@@ -13,13 +16,21 @@ command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
+command -v ctr >/dev/null 2>&1 || missing+=(containerd)
+lean=()
+command -v podman >/dev/null 2>&1 || lean+=(podman)
 [ "${WITH_HYPERFINE:-0}" = 1 ] && { command -v hyperfine >/dev/null 2>&1 || missing+=(hyperfine); }
-if [ ${#missing[@]} -gt 0 ]; then
-  printf '==> installing Debian packages: %s\n' "${missing[*]}" >&2
+if [ $((${#missing[@]} + ${#lean[@]})) -gt 0 ]; then
+  printf '==> installing Debian packages: %s\n' "${missing[*]} ${lean[*]}" >&2
   if [ "$(id -u)" != 0 ]; then
-    echo "error: missing ${missing[*]} and this is not root; install them with apt-get and re-run" >&2
+    echo "error: missing ${missing[*]} ${lean[*]} and this is not root; install them with apt-get and re-run" >&2
     exit 1
   fi
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  if [ ${#missing[@]} -gt 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+  if [ ${#lean[@]} -gt 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${lean[@]}" >/dev/null
+  fi
 fi

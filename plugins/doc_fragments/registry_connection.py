@@ -7,11 +7,15 @@ from __future__ import annotations
 
 class ModuleDocFragment(object):
     # Kept in step with plugins/module_utils/_argspec.py (connection_argument_spec); the unit test
-    # tests/unit/plugins/module_utils/test_argspec.py compares option names, types and defaults.
+    # tests/unit/plugins/modules/test_documentation.py compares every module's documentation, fragments
+    # merged, with its argument spec, and refuses shared options documented in a module itself.
     # (Written out literally: ansible-test's yamllint only reads plain string assignments.)
+    #
+    # A module that talks to one registry extends DOCUMENTATION and COMMON (and documents "registry"
+    # itself: what it means differs); registry_image adds SOURCE; registry_sync extends SOURCE,
+    # DESTINATION and COMMON.
 
-    # Connection options of a module that talks to one registry: connection_argument_spec()
-    # without "registry", which each module documents itself (its default and requiredness differ).
+    # connection_argument_spec() without "registry" and the COMMON options.
     DOCUMENTATION = r"""
 options:
   username:
@@ -28,8 +32,8 @@ options:
     type: str
   ca_cert:
     description:
-      - A PEM file with the CA certificate(s) that signed the TLS certificate of the registry, used in addition to
-        the system trust store.
+      - A PEM file with the CA certificate(s) that signed the TLS certificate of the registry, used in addition
+        to the system trust store. It must be a regular file (not a directory or a FIFO).
     type: path
   validate_certs:
     description:
@@ -46,24 +50,10 @@ options:
     description:
       - PEM private key for O(client_cert), when it is not in that file. It must not be encrypted.
     type: path
+"""
 
-  config_path:
-    description:
-      - The docker CLI configuration file that credentials are read from (and, for
-        M(dockyard.registry.registry_login), written to).
-      - Defaults to C($DOCKER_CONFIG/config.json) when the environment variable E(DOCKER_CONFIG) is set for the
-        remote user, else C(~/.docker/config.json) of the remote user.
-    type: path
-  timeout:
-    description:
-      - Timeout in seconds for each HTTP request to a registry.
-    type: float
-    default: 60"""
-
-    # Connection options of a module that copies from one registry to another (registry_sync):
-    # connection_argument_spec("source_") merged with connection_argument_spec("destination_").
-    # Use it as "dockyard.registry.registry_connection.SOURCE_DESTINATION".
-    SOURCE_DESTINATION = r"""
+    # The source_ options of connection_argument_spec("source_").
+    SOURCE = r"""
 options:
   source_username:
     description:
@@ -79,8 +69,8 @@ options:
     type: str
   source_ca_cert:
     description:
-      - A PEM file with the CA certificate(s) that signed the TLS certificate of the source registry, used in addition to
-        the system trust store.
+      - A PEM file with the CA certificate(s) that signed the TLS certificate of the source registry, used in addition
+        to the system trust store. It must be a regular file (not a directory or a FIFO).
     type: path
   source_validate_certs:
     description:
@@ -97,7 +87,11 @@ options:
     description:
       - PEM private key for O(source_client_cert), when it is not in that file. It must not be encrypted.
     type: path
+"""
 
+    # The destination_ options of connection_argument_spec("destination_").
+    DESTINATION = r"""
+options:
   destination_username:
     description:
       - User name for the destination registry.
@@ -112,8 +106,8 @@ options:
     type: str
   destination_ca_cert:
     description:
-      - A PEM file with the CA certificate(s) that signed the TLS certificate of the destination registry, used in addition to
-        the system trust store.
+      - A PEM file with the CA certificate(s) that signed the TLS certificate of the destination registry, used in addition
+        to the system trust store. It must be a regular file (not a directory or a FIFO).
     type: path
   destination_validate_certs:
     description:
@@ -130,7 +124,11 @@ options:
     description:
       - PEM private key for O(destination_client_cert), when it is not in that file. It must not be encrypted.
     type: path
+"""
 
+    # config_path, timeout and retries: never prefixed, shared by both sides of a copy.
+    COMMON = r"""
+options:
   config_path:
     description:
       - The docker CLI configuration file that credentials are read from (and, for
@@ -140,6 +138,18 @@ options:
     type: path
   timeout:
     description:
-      - Timeout in seconds for each HTTP request to a registry.
+      - Timeout in seconds for each HTTP request to a registry (connecting, and each wait for data).
+      - Greater than V(0) and at most V(3600).
     type: float
-    default: 60"""
+    default: 60
+  retries:
+    description:
+      - How many times a request is sent again after a connection error, a timeout, or an HTTP V(429) or C(5xx)
+        answer - with exponential backoff from half a second (or as long as the registry's C(Retry-After) says),
+        and at most 60 seconds of waiting per request. V(0) turns retries off.
+      - Retries that happened are returned in RV(retries) and reported as a warning, so a flapping registry
+        does not look healthy.
+      - Between V(0) and V(20).
+    type: int
+    default: 5
+"""

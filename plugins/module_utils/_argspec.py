@@ -4,37 +4,67 @@
 
 # PRIVATE: this module_utils file is internal to dockyard.registry and may change without notice.
 
-"""The connection options every registry module shares, and the client built from them.
+"""The options every registry module shares, their ranges, the client built from them, and what
+every registry module's ``main()`` does around its backend (``run_registry_module``).
 
 Kept in step with ``plugins/doc_fragments/registry_connection.py``: ``DOCUMENTATION`` documents
-``connection_argument_spec()`` (without ``registry``, which each module documents itself because
-its default differs), ``SOURCE_DESTINATION`` documents ``connection_argument_spec("source_")``
-merged with ``connection_argument_spec("destination_")``. A unit test compares them.
+``connection_argument_spec()`` without ``registry`` (each module documents that itself: what it
+means differs) and without the ``COMMON`` options; ``SOURCE`` and ``DESTINATION`` document the
+prefixed options; ``COMMON`` documents ``config_path``, ``timeout`` and ``retries``. A unit test
+compares every module's documentation with its argument spec.
+
+This is the edge between Ansible and the collection's code: it reads module parameters and
+may call ``module.warn()``; it never fails the module.
 """
 
 from __future__ import annotations
 
+import math
+import traceback
+from typing import Any, Callable
+
+from ansible.module_utils.basic import missing_required_lib
+
 from ansible_collections.dockyard.registry.plugins.module_utils._auth import Credentials
-from ansible_collections.dockyard.registry.plugins.module_utils._client import RegistryClient
+from ansible_collections.dockyard.registry.plugins.module_utils._client import RegistryClient, RetryStats
 from ansible_collections.dockyard.registry.plugins.module_utils._docker_config import find_credentials
-from ansible_collections.dockyard.registry.plugins.module_utils._errors import InvalidInput
+from ansible_collections.dockyard.registry.plugins.module_utils._errors import (
+    InvalidInput,
+    MissingLibrary,
+    RegistryError,
+)
+from ansible_collections.dockyard.registry.plugins.module_utils._reference import Registry
 
 __all__ = [
+    "COMMON_OPTIONS",
+    "DEFAULT_RETRIES",
     "DEFAULT_TIMEOUT",
+    "RANGES",
+    "check_ranges",
+    "client_from_params",
     "connection_argument_spec",
     "connection_required_together",
     "credentials_from_params",
-    "client_from_params",
+    "run_registry_module",
 ]
 
 DEFAULT_TIMEOUT = 60
+DEFAULT_RETRIES = 5
+COMMON_OPTIONS = ("config_path", "timeout", "retries")
+# Every numeric option of the registry modules: (lowest, highest, lowest excluded?).
+RANGES = {
+    "timeout": (0, 3600, True),
+    "retries": (0, 20, False),
+    "concurrency": (1, 64, False),
+}
 
 
 def connection_argument_spec(prefix: str = "") -> dict:
     """Argument spec for the connection options; ``prefix`` is ``""``, ``"source_"`` or ``"destination_"``.
 
     ``registry`` is only part of the unprefixed spec (registry_sync names its own
-    ``source_registry``/``destination_registry``); ``config_path`` and ``timeout`` are never prefixed.
+    ``source_registry``/``destination_registry``); ``config_path``, ``timeout`` and ``retries``
+    are never prefixed.
     """
     spec = {}
     if not prefix:
@@ -47,6 +77,7 @@ def connection_argument_spec(prefix: str = "") -> dict:
     spec[prefix + "client_key"] = dict(type="path")
     spec["config_path"] = dict(type="path")
     spec["timeout"] = dict(type="float", default=DEFAULT_TIMEOUT)
+    spec["retries"] = dict(type="int", default=DEFAULT_RETRIES)
     return spec
 
 
@@ -58,7 +89,24 @@ def connection_required_together(prefix: str = "") -> list:
     return [[prefix + "username", prefix + "password"]]
 
 
-def credentials_from_params(params: dict, registry, prefix: str = "") -> Credentials | None:
+def check_ranges(params: dict) -> None:
+    """Fail early, naming the option, when a numeric option is out of its range (RANGES)."""
+    for option, (low, high, exclusive) in RANGES.items():
+        value = params.get(option)
+        if value is None:
+            continue
+        if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+            raise InvalidInput("%s must be a number (got %s)" % (option, value))
+        shown = ("%g" % value) if isinstance(value, float) else str(value)
+        if exclusive and value <= low:
+            raise InvalidInput("%s must be greater than %s (got %s)" % (option, low, shown))
+        if exclusive and value > high:
+            raise InvalidInput("%s must be at most %s (got %s)" % (option, high, shown))
+        if not exclusive and not low <= value <= high:
+            raise InvalidInput("%s must be between %s and %s (got %s)" % (option, low, high, shown))
+
+
+def credentials_from_params(params: dict, registry: Registry, prefix: str = "") -> Credentials | None:
     """Options first, then the docker config.json as the docker CLI would find it, else None (anonymous)."""
     username = params.get(prefix + "username")
     password = params.get(prefix + "password")
@@ -69,13 +117,16 @@ def credentials_from_params(params: dict, registry, prefix: str = "") -> Credent
     return find_credentials(registry, params.get("config_path"))
 
 
-def client_from_params(params: dict, registry, prefix: str = "", credentials: Credentials | None = None) -> RegistryClient:
+def client_from_params(params: dict, registry: Registry, prefix: str = "", credentials: Credentials | None = None,
+                       retry_stats: RetryStats | None = None) -> RegistryClient:
     """A ``RegistryClient`` for ``registry`` built from the module parameters of one side.
 
-    ``credentials`` overrides the lookup (registry_login verifies the credentials it is about to store).
+    ``credentials`` overrides the lookup (registry_login verifies the credentials it is about to
+    store); ``retry_stats`` is shared by the clients of one module run, for ``retries_result``.
     """
     if credentials is None:
         credentials = credentials_from_params(params, registry, prefix)
+    retries = params.get("retries")
     return RegistryClient(
         registry,
         credentials,
@@ -84,4 +135,41 @@ def client_from_params(params: dict, registry, prefix: str = "", credentials: Cr
         client_cert=params.get(prefix + "client_cert"),
         client_key=params.get(prefix + "client_key"),
         timeout=params.get("timeout") or DEFAULT_TIMEOUT,
+        retries=DEFAULT_RETRIES if retries is None else retries,
+        retry_stats=retry_stats,
+        option_prefix=prefix,
     )
+
+
+def run_registry_module(module: Any, work: Callable[..., dict]) -> tuple[bool, dict]:
+    """What a registry module's ``main()`` does between parsing and exiting, in one place.
+
+    Checks the numeric options' ranges, runs the module's backend
+    ``work(params, check_mode=, diff=, retry_stats=)`` (which counts its retries in ``retry_stats``)
+    and returns ``(ok, fields)``: the keyword arguments for ``exit_json`` when
+    ``ok``, else for ``fail_json`` - which ``main()`` calls itself (no module_utils file fails the
+    module). Every result gets ``retries``, and a warning when anything was retried (as
+    community.hashi_vault does), success or not. A RegistryError is the failure it describes; a
+    result with ``failed: true`` (registry_sync with failed images) is a failure too; any other
+    exception is a bug, said as one, with its traceback in ``exception``.
+    """
+    stats = RetryStats()
+    try:
+        check_ranges(module.params)
+        fields = work(module.params, check_mode=module.check_mode, diff=module._diff, retry_stats=stats)
+        ok = not fields.pop("failed", False)
+    except MissingLibrary as err:
+        ok, fields = False, dict(err.to_result(), exception=err.import_error)
+        if err.library:
+            fields["msg"] = missing_required_lib(err.library)
+    except RegistryError as err:
+        ok, fields = False, err.to_result()
+    except Exception as exc:  # pylint: disable=broad-except
+        return False, {"msg": "unexpected error (a bug in dockyard.registry, please report it): %s: %s"
+                              % (type(exc).__name__, exc),
+                       "error_kind": "internal", "exception": traceback.format_exc()}
+    warning = stats.warning()
+    if warning:
+        module.warn(warning)
+    fields["retries"] = stats.as_dict()
+    return ok, fields

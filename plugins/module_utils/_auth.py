@@ -24,7 +24,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Sequence
 from urllib.parse import urlencode
 
 from ansible_collections.dockyard.registry.plugins.module_utils._errors import (
@@ -49,18 +49,19 @@ __all__ = [
 DEFAULT_TOKEN_LIFETIME = 60
 CLIENT_ID = "dockyard.registry"
 
-# fetch(method, url, headers, body) -> (status, body bytes); raises RegistryError (Unreachable, TLSError...)
-TokenFetch = Callable[[str, str, Dict[str, str], Optional[bytes]], Tuple[int, bytes]]
+# fetch(method, url, headers, body) -> (status, body bytes); raises RegistryError (Unreachable, TLSError...).
+# A string: an alias is evaluated at import, and module code still runs on Python 3.8 (no dict[...] there).
+TokenFetch = "Callable[[str, str, dict[str, str], bytes | None], tuple[int, bytes]]"
 
 
 @dataclass(repr=False)
 class Credentials:
     """What we may present to a registry. Every field is optional (all None = anonymous)."""
 
-    username: Optional[str] = None
-    password: Optional[str] = None
-    identity_token: Optional[str] = None  # docker config "identitytoken" (OAuth2 refresh token)
-    registry_token: Optional[str] = None  # docker config "registrytoken": a ready bearer token
+    username: str | None = None
+    password: str | None = None
+    identity_token: str | None = None  # docker config "identitytoken" (OAuth2 refresh token)
+    registry_token: str | None = None  # docker config "registrytoken": a ready bearer token
 
     @property
     def has_basic(self) -> bool:
@@ -71,7 +72,7 @@ class Credentials:
         return not (self.has_basic or self.identity_token or self.registry_token)
 
     def __repr__(self) -> str:
-        def hidden(value: Optional[str]) -> str:
+        def hidden(value: str | None) -> str:
             return "None" if value is None else "'<hidden>'"
 
         return "Credentials(username=%r, password=%s, identity_token=%s, registry_token=%s)" % (
@@ -84,7 +85,7 @@ _PARAM = re.compile(r'\s*([A-Za-z0-9_.-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,"]
 _UNESCAPE = re.compile(r"\\(.)")
 
 
-def parse_challenge(header: str) -> Tuple[str, Dict[str, str]]:
+def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
     """``'Bearer realm="https://a/token",service="reg"'`` -> ``("bearer", {"realm": ..., "service": ...})``.
 
     Only the first challenge of the header is read. Parameter names are lower-cased.
@@ -94,7 +95,7 @@ def parse_challenge(header: str) -> Tuple[str, Dict[str, str]]:
     scheme, _sep, rest = header.partition(" ")
     if not scheme or "=" in scheme:
         return "", {}
-    params = {}  # type: Dict[str, str]
+    params: dict[str, str] = {}
     pos = 0
     while pos < len(rest):
         match = _PARAM.match(rest, pos)
@@ -111,7 +112,7 @@ def basic_authorization(username: str, password: str) -> str:
     return "Basic " + base64.b64encode(raw).decode("ascii")
 
 
-def unauthorized_message(registry: Registry, reference: Optional[str] = None, detail: Optional[str] = None) -> str:
+def unauthorized_message(registry: Registry, reference: str | None = None, detail: str | None = None) -> str:
     about = " (%s)" % reference if reference else ""
     why = ": %s" % detail if detail else ""
     return ("authentication failed at %s%s%s: bad or missing credentials for %s; log in again "
@@ -130,24 +131,24 @@ class Authenticator:
     its own transport, TLS settings and retries) and returns ``(status, body)``.
     """
 
-    def __init__(self, registry: Registry, credentials: Optional[Credentials], fetch: TokenFetch, *,
+    def __init__(self, registry: Registry, credentials: Credentials | None, fetch: TokenFetch, *,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.registry = registry
         self._credentials = credentials or Credentials()
         self._fetch = fetch
         self._clock = clock
         self._lock = threading.RLock()
-        self._scheme = None  # type: Optional[str]  # "basic" / "bearer" once a challenge was seen
-        self._realm = None  # type: Optional[str]
-        self._service = None  # type: Optional[str]
-        self._tokens = {}  # type: Dict[Tuple[str, str, frozenset], Tuple[str, float]]
+        self._scheme: str | None = None  # "basic" / "bearer" once a challenge was seen
+        self._realm: str | None = None
+        self._service: str | None = None
+        self._tokens: dict[tuple[str, str, frozenset], tuple[str, float]] = {}
         self.token_requests = 0  # how many token fetches were made (for tests and stats)
 
     def __repr__(self) -> str:
         return "Authenticator(registry=%r, scheme=%r)" % (self.registry.display, self._scheme)
 
     @property
-    def scheme(self) -> Optional[str]:
+    def scheme(self) -> str | None:
         """``None`` until a challenge was seen, then ``"basic"`` or ``"bearer"``."""
         return self._scheme
 
@@ -155,7 +156,7 @@ class Authenticator:
     def credentials(self) -> Credentials:
         return self._credentials
 
-    def authorization(self, scopes: List[str], reference: Optional[str] = None) -> Optional[str]:
+    def authorization(self, scopes: list[str], reference: str | None = None) -> str | None:
         """The ``Authorization`` value for a request needing ``scopes``, or None (send anonymously).
 
         Before the first challenge we do not know the scheme and send nothing (unless a
@@ -175,7 +176,7 @@ class Authenticator:
                 return "Bearer " + token
         return None
 
-    def handle_challenge(self, www_authenticate: str, scopes: List[str], reference: Optional[str] = None) -> str:
+    def handle_challenge(self, www_authenticate: str, scopes: list[str], reference: str | None = None) -> str:
         """Answer a 401 challenge: return a fresh ``Authorization`` value or raise Unauthorized."""
         scheme, params = parse_challenge(www_authenticate)
         creds = self._credentials
@@ -211,7 +212,7 @@ class Authenticator:
                               % (self.registry.display, scheme or www_authenticate[:40]),
                               registry=self.registry.display, reference=reference, status=401)
 
-    def _cached_token(self, scopes: Sequence[str]) -> Optional[str]:
+    def _cached_token(self, scopes: Sequence[str]) -> str | None:
         key = _scope_key(scopes)
         now = self._clock()
         for (realm, service, cached_scopes), (token, expires_at) in list(self._tokens.items()):
@@ -221,7 +222,7 @@ class Authenticator:
                 del self._tokens[(realm, service, cached_scopes)]
         return None
 
-    def _fetch_token(self, scopes: Sequence[str], reference: Optional[str]) -> str:
+    def _fetch_token(self, scopes: Sequence[str], reference: str | None) -> str:
         realm, service = self._realm or "", self._service or ""
         scopes = [s for s in scopes if s]
         creds = self._credentials

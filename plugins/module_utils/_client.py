@@ -6,24 +6,18 @@
 
 """A typed client for the OCI distribution (registry v2) HTTP API.
 
-Why not ``ansible.module_utils.urls``: it opens and closes a connection per request.
-A copy engine makes many small requests (HEADs, mounts, upload sessions) from several
-threads; paying a TCP (and TLS) handshake for each of them dominates a no-op sync. This
-client keeps persistent HTTP/1.1 connections with the standard library's ``http.client``,
-one pool per thread and host, so it still needs nothing beyond the standard library on
-the managed node.
-
-Every request goes through :meth:`RegistryClient._request`: auth (one re-auth on 401),
+Bytes move through :mod:`_transport` (keep-alive connections, TLS, proxies); content is
+modelled by :mod:`_manifest`. This file is the registry semantics between them: every
+request goes through :meth:`RegistryClient._request`, which adds auth (one re-auth on 401),
 retries with exponential backoff and jitter (connection errors, 5xx, 429 with
-``Retry-After``; bounded in count and in total wait), redirects for blob downloads
-(``Authorization`` dropped when the redirect leaves the registry's host), and mapping of
-failures to the :mod:`_errors` kinds with messages that name the registry and the
-reference but never a secret.
+``Retry-After``; bounded in count and in total wait, counted in :class:`RetryStats`),
+redirects for blob downloads (``Authorization`` dropped when the redirect leaves the
+registry's host), and maps failures to the :mod:`_errors` kinds with messages that name the
+registry, the request and the problem, but never a secret.
 """
 
 from __future__ import annotations
 
-import base64
 import functools
 import hashlib
 import http.client
@@ -36,9 +30,8 @@ import ssl
 import threading
 import time
 from email.utils import parsedate_to_datetime
-from typing import BinaryIO, Callable, Dict, List, Optional, Sequence, Tuple, Union
-from urllib.parse import quote, unquote, urlencode, urljoin, urlsplit
-from urllib.request import getproxies, proxy_bypass
+from typing import BinaryIO, Callable, Sequence, TypeVar
+from urllib.parse import quote, urlencode, urljoin, urlsplit
 
 from ansible_collections.dockyard.registry.plugins.module_utils._auth import (
     Authenticator,
@@ -57,305 +50,172 @@ from ansible_collections.dockyard.registry.plugins.module_utils._errors import (
     Unreachable,
     Unsupported,
 )
+from ansible_collections.dockyard.registry.plugins.module_utils._manifest import (
+    MANIFEST_MEDIA_TYPES,
+    SCHEMA1_MEDIA_TYPES,
+    Descriptor,
+    Manifest,
+    sha256_digest,
+)
 from ansible_collections.dockyard.registry.plugins.module_utils._reference import (
     Registry,
     is_digest,
     validate_digest,
 )
+from ansible_collections.dockyard.registry.plugins.module_utils._transport import (
+    ConnectionDropped,
+    HttpTransport,
+    Transport,
+    VerifyingReader,
+    readinto_from_read,
+    tls_context,
+)
 
 __all__ = [
-    "MANIFEST_MEDIA_TYPES",
-    "OCI_INDEX",
-    "OCI_MANIFEST",
-    "DOCKER_MANIFEST_LIST",
-    "DOCKER_MANIFEST",
-    "ManifestDescriptor",
-    "Manifest",
     "RegistryClient",
-    "Transport",
-    "HttpTransport",
-    "ConnectionDropped",
-    "BlobStream",
+    "RetryStats",
     "parse_retry_after",
-    "sha256_digest",
 ]
-
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-MANIFEST_MEDIA_TYPES = (OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST)
 
 USER_AGENT = "dockyard.registry"
 DEFAULT_PAGE_SIZE = 1000
 MAX_REDIRECTS = 5
 ERROR_BODY_LIMIT = 64 * 1024
 SMALL_BODY_LIMIT = 32 * 1024 * 1024  # manifests and configs; the spec caps manifests at 4 MiB
-UPLOAD_BLOCK_SIZE = 256 * 1024
 RETRY_STATUSES = frozenset([429, 500, 502, 503, 504])
 _REDIRECTS = frozenset([301, 302, 303, 307, 308])
 _LINK_NEXT = re.compile(r'<([^>]*)>\s*;[^,]*?rel="?next"?', re.IGNORECASE)
-
-
-def sha256_digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-class ManifestDescriptor:
-    """What a HEAD tells about a manifest: enough to decide "same or not" without a GET."""
-
-    __slots__ = ("digest", "media_type", "size")
-
-    def __init__(self, digest: str, media_type: str, size: int) -> None:
-        self.digest = digest
-        self.media_type = media_type
-        self.size = size
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, ManifestDescriptor) and (self.digest, self.media_type, self.size) == (
-            other.digest, other.media_type, other.size)
-
-    def __repr__(self) -> str:
-        return "ManifestDescriptor(digest=%r, media_type=%r, size=%r)" % (self.digest, self.media_type, self.size)
-
-
-class Manifest:
-    """A manifest as the registry stores it: ``raw`` bytes are what the digest is of."""
-
-    __slots__ = ("digest", "media_type", "raw")
-
-    def __init__(self, digest: str, media_type: str, raw: bytes) -> None:
-        self.digest = digest
-        self.media_type = media_type
-        self.raw = raw
-
-    @property
-    def size(self) -> int:
-        return len(self.raw)
-
-    def json(self) -> dict:
-        return json.loads(self.raw.decode("utf-8"))
-
-    def descriptor(self) -> ManifestDescriptor:
-        return ManifestDescriptor(self.digest, self.media_type, len(self.raw))
-
-    def __repr__(self) -> str:
-        return "Manifest(digest=%r, media_type=%r, size=%d)" % (self.digest, self.media_type, len(self.raw))
+_T = TypeVar("_T")
 
 
 # ---------------------------------------------------------------------------------------------
-# Transport: the seam between the client and the network. Unit tests inject a fake one.
+# Retry policy and what it did
 # ---------------------------------------------------------------------------------------------
 
-class ConnectionDropped(ConnectionError):
-    """A kept-alive connection was closed by the server before it answered.
+class RetryStats:
+    """What retries happened, for the module result and a warning (a flapping registry must not
+    look healthy). One object may be shared by several clients and threads."""
 
-    Normal for idle keep-alive connections (servers close them after a while): the
-    client reconnects once immediately, without counting it as a retry.
-    """
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+        self.statuses: dict[str, int] = {}  # HTTP status -> retries it caused
+        self.network_errors = 0     # connection errors, timeouts, bodies that broke off
+        self.waited = 0.0           # seconds slept before retries
+        self.registries: list[str] = []  # in the order they first needed a retry
 
-
-class Transport:
-    """Sends one HTTP request and returns the response with the body unread.
-
-    ``request(method, url, headers, body, timeout)`` returns an object with ``status``
-    (int), ``getheader(name, default=None)`` (case-insensitive), ``read(amt=None)`` and
-    ``close()``. ``body`` is None, bytes, or a binary file-like object (then the caller
-    sets ``Content-Length``). Raises OSError / ``http.client.HTTPException`` (or
-    :class:`ConnectionDropped`) for network failures; never interprets statuses.
-    """
-
-    def request(self, method: str, url: str, headers: Dict[str, str],
-                body: Union[None, bytes, BinaryIO], timeout: float):  # pragma: no cover - interface
-        raise NotImplementedError
-
-    def close(self) -> None:  # pragma: no cover - interface
-        pass
-
-
-class _PooledResponse:
-    """An ``http.client`` response that hands its connection back when its body is done."""
-
-    def __init__(self, response: http.client.HTTPResponse, conn: http.client.HTTPConnection,
-                 idle: List[http.client.HTTPConnection], max_idle: int) -> None:
-        self._response = response
-        self._conn = conn
-        self._idle = idle
-        self._max_idle = max_idle
-        self.status = response.status
-
-    def getheader(self, name: str, default: Optional[str] = None) -> Optional[str]:
-        return self._response.getheader(name, default)
-
-    def read(self, amt: Optional[int] = None) -> bytes:
-        try:
-            data = self._response.read(amt) if amt is not None else self._response.read()
-        except BaseException:
-            self._discard()
-            raise
-        if self._response.isclosed():
-            self._release()
-        return data
-
-    def readinto(self, buffer) -> int:
-        data = self.read(len(buffer))
-        buffer[:len(data)] = data
-        return len(data)
-
-    def _release(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            if len(self._idle) < self._max_idle:
-                self._idle.append(conn)
+    def record(self, registry: str, status: int | None, waited: float) -> None:
+        with self._lock:
+            self.count += 1
+            if status is None:
+                self.network_errors += 1
             else:
-                conn.close()
+                self.statuses[str(status)] = self.statuses.get(str(status), 0) + 1
+            self.waited += waited
+            if registry not in self.registries:
+                self.registries.append(registry)
 
-    def _discard(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.close()
+    def as_dict(self) -> dict:
+        with self._lock:
+            return {"count": self.count, "statuses": dict(self.statuses), "network_errors": self.network_errors,
+                    "waited": round(self.waited, 3)}
 
-    def close(self) -> None:
-        if self._conn is None:
-            return
-        if self._response.isclosed():
-            self._release()
+    def warning(self) -> str | None:
+        """The text for ``module.warn()`` when anything was retried, else None."""
+        with self._lock:
+            if not self.count:
+                return None
+            why = ["HTTP %s x%d" % (status, n) for status, n in sorted(self.statuses.items())]
+            if self.network_errors:
+                why.append("connection errors x%d" % self.network_errors)
+            return ("%d request(s) to %s were retried (%s; %.1f s spent waiting): the registry is overloaded, "
+                    "rate-limiting or flapping"
+                    % (self.count, ", ".join(self.registries), ", ".join(why), self.waited))
+
+
+class _RetryBudget:
+    """Counts the retries of one request and the time spent waiting for them; decides the next wait."""
+
+    def __init__(self, retries: int, max_wait: float, backoff: float, sleep: Callable[[float], None],
+                 record: Callable[[int | None, float], None]) -> None:
+        self.retries = retries
+        self.max_wait = max_wait
+        self.backoff = backoff
+        self._sleep = sleep
+        self._record = record
+        self.attempt = 0
+        self.waited = 0.0
+
+    def wait(self, retry_after: float | None = None, status: int | None = None) -> bool:
+        """Sleep before the next attempt; False when the budget is spent (give up)."""
+        if self.attempt >= self.retries:
+            return False
+        remaining = self.max_wait - self.waited
+        if retry_after is not None:
+            delay = max(0.0, retry_after)
+            if delay > remaining:
+                return False
         else:
-            # a half-read body leaves the connection in an unknown state: do not reuse it
-            self._response.close()
-            self._discard()
+            ceiling = self.backoff * (2 ** self.attempt)
+            delay = min(random.uniform(ceiling / 2, ceiling), remaining)
+            if delay <= 0 and self.backoff > 0:
+                return False
+        self.attempt += 1
+        self.waited += delay
+        self._record(status, delay)
+        if delay > 0:
+            self._sleep(delay)
+        return True
 
 
-class _HTTPConnection(http.client.HTTPConnection):
-    """Sets TCP_NODELAY: http.client writes headers and body separately, and Nagle plus
-    delayed ACKs would otherwise add ~40 ms to every request with a body."""
-
-    def connect(self) -> None:
-        super().connect()
-        _no_delay(self.sock)
-
-
-class _HTTPSConnection(http.client.HTTPSConnection):
-    def connect(self) -> None:
-        super().connect()
-        _no_delay(self.sock)
-
-
-def _no_delay(sock) -> None:
+def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -> float | None:
+    """``Retry-After`` as seconds from now: delta-seconds or an HTTP-date; None when absent/bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
     try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    except (OSError, AttributeError):
-        pass
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - now())
 
 
-class HttpTransport(Transport):
-    """Keep-alive HTTP/1.1 over ``http.client``: a small pool per thread and host.
+class _Retry(Exception):
+    """Internal: this attempt failed in a way worth retrying (within the budget)."""
 
-    Proxies come from the environment (``https_proxy``, ``http_proxy``, ``no_proxy``):
-    HTTPS goes through a ``CONNECT`` tunnel, plain HTTP is sent to the proxy with the
-    absolute URL.
-    """
+    def __init__(self, error: RegistryError, retry_after: float | None = None, response=None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after = retry_after
+        self.response = response     # raw requests: the answer to return once the budget is spent
+        self.session: str | None = None  # an upload session the next attempt may reuse
 
-    def __init__(self, ssl_context: Union[None, ssl.SSLContext, Callable[[], ssl.SSLContext]] = None, *,
-                 max_idle: int = 4, block_size: int = UPLOAD_BLOCK_SIZE) -> None:
-        # an SSLContext, or a function that makes one on the first HTTPS connection
-        self._ssl_context = ssl_context
-        self._ssl_lock = threading.Lock()
-        self._max_idle = max_idle
-        self._block_size = block_size
-        self._local = threading.local()
-        self._proxies = {k.lower(): v for k, v in getproxies().items()}
 
-    def _pool(self) -> Dict[Tuple[str, str], List[http.client.HTTPConnection]]:
-        pool = getattr(self._local, "pool", None)
-        if pool is None:
-            pool = self._local.pool = {}
-        return pool
+class _Again(Exception):
+    """Internal: send again at once, outside the budget (a redirect, a re-auth, a dropped keep-alive)."""
 
-    def _proxy_for(self, scheme: str, host: str) -> Optional[Tuple[str, int, Dict[str, str]]]:
-        proxy = self._proxies.get(scheme)
-        if not proxy or proxy_bypass(host):
-            return None
-        if "://" not in proxy:
-            proxy = "http://" + proxy
-        parts = urlsplit(proxy)
-        headers = {}
-        if parts.username is not None:
-            raw = ("%s:%s" % (unquote(parts.username), unquote(parts.password or ""))).encode("utf-8")
-            headers["Proxy-Authorization"] = "Basic " + base64.b64encode(raw).decode("ascii")
-        return parts.hostname or "", parts.port or 3128, headers
 
-    def _context(self) -> Optional[ssl.SSLContext]:
-        if callable(self._ssl_context):
-            with self._ssl_lock:
-                if callable(self._ssl_context):
-                    self._ssl_context = self._ssl_context()
-        return self._ssl_context
+class _Exchange:
+    """The state of one request across its attempts."""
 
-    def _connect(self, scheme: str, host: str, port: Optional[int], timeout: float):
-        proxy = self._proxy_for(scheme, host)
-        if scheme == "https":
-            if proxy:
-                conn = _HTTPSConnection(proxy[0], proxy[1], timeout=timeout, context=self._context(),
-                                        blocksize=self._block_size)
-                conn.set_tunnel(host, port or 443, headers=proxy[2])
-            else:
-                conn = _HTTPSConnection(host, port or 443, timeout=timeout, context=self._context(),
-                                        blocksize=self._block_size)
-            return conn, None
-        if proxy:
-            conn = _HTTPConnection(proxy[0], proxy[1], timeout=timeout, blocksize=self._block_size)
-            return conn, proxy[2]
-        return _HTTPConnection(host, port or 80, timeout=timeout, blocksize=self._block_size), None
+    __slots__ = ("url", "origin", "auth_value", "reauthed", "dropped_once", "redirects", "seen")
 
-    def request(self, method: str, url: str, headers: Dict[str, str],
-                body: Union[None, bytes, BinaryIO], timeout: float) -> _PooledResponse:
-        parts = urlsplit(url)
-        scheme = parts.scheme.lower()
-        host = parts.hostname or ""
-        idle = self._pool().setdefault((scheme, parts.netloc.lower()), [])
-        conn = idle.pop() if idle else None
-        reused = conn is not None
-        proxy_headers = None
-        if conn is None:
-            conn, proxy_headers = self._connect(scheme, host, parts.port, timeout)
-            conn._dockyard_proxy_headers = proxy_headers  # type: ignore[attr-defined]
-        else:
-            proxy_headers = getattr(conn, "_dockyard_proxy_headers", None)
-            conn.timeout = timeout
-            if conn.sock is not None:
-                conn.sock.settimeout(timeout)
-        if proxy_headers is not None:
-            target = url  # plain HTTP through a proxy: absolute URI
-            headers = dict(headers, **proxy_headers)
-        else:
-            target = parts.path or "/"
-            if parts.query:
-                target += "?" + parts.query
-        try:
-            conn.request(method, target, body=body, headers=headers)
-            response = conn.getresponse()
-        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
-                ConnectionAbortedError, http.client.BadStatusLine) as exc:
-            conn.close()
-            if reused:
-                raise ConnectionDropped("kept-alive connection to %s was closed: %s" % (parts.netloc, exc)) from None
-            raise
-        except BaseException:
-            conn.close()
-            raise
-        return _PooledResponse(response, conn, idle, self._max_idle)
-
-    def close(self) -> None:
-        """Close this thread's idle connections (other threads' close when they end)."""
-        pool = getattr(self._local, "pool", None) or {}
-        for conns in pool.values():
-            while conns:
-                conns.pop().close()
+    def __init__(self, url: str, auth_value: str | None) -> None:
+        self.url = url
+        self.origin = urlsplit(url)
+        self.auth_value = auth_value
+        self.reauthed = False
+        self.dropped_once = False
+        self.redirects = 0
+        self.seen = {url}
 
 
 # ---------------------------------------------------------------------------------------------
-# Request bodies and response streams
+# Request bodies
 # ---------------------------------------------------------------------------------------------
 
 class _SourceReadError(Exception):
@@ -391,150 +251,20 @@ class _UploadBody(io.RawIOBase):
         self._remaining -= len(data)
         return data
 
-    def readinto(self, buffer) -> int:
-        data = self.read(len(buffer))
-        buffer[:len(data)] = data
-        return len(data)
+    readinto = readinto_from_read
 
 
-class BlobStream(io.RawIOBase):
-    """A blob body being downloaded. Verifies the digest (and size) when fully read.
-
-    ``close()`` it when done; the connection goes back to the pool only when the body
-    was read to the end.
-    """
-
-    def __init__(self, response, digest: str, size: Optional[int], describe: Callable[[], dict]) -> None:
-        super().__init__()
-        self._response = response
-        self._digest = digest
-        self._algorithm = digest.split(":", 1)[0]
-        self._hash = hashlib.new(self._algorithm) if self._algorithm in ("sha256", "sha384", "sha512") else None
-        self.size = size
-        self.bytes_read = 0
-        self._describe = describe
-        self._done = False
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, amt: int = -1) -> bytes:
-        if self._done or amt == 0:
-            return b""
-        try:
-            data = self._response.read(amt if amt is not None and amt >= 0 else None)
-        except (http.client.IncompleteRead, OSError, http.client.HTTPException) as exc:
-            info = self._describe()
-            self.close()
-            raise Unreachable("the download of %s from %s broke off after %d bytes (%s)"
-                              % (info["reference"], info["registry"], self.bytes_read, type(exc).__name__),
-                              registry=info["registry"], reference=info["reference"]) from None
-        if data:
-            self.bytes_read += len(data)
-            if self._hash is not None:
-                self._hash.update(data)
-        if not data or amt is None or amt < 0 or (self.size is not None and self.bytes_read >= self.size):
-            self._finish()
-        return data
-
-    def readinto(self, buffer) -> int:
-        data = self.read(len(buffer))
-        buffer[:len(data)] = data
-        return len(data)
-
-    def _finish(self) -> None:
-        self._done = True
-        info = self._describe()
-        if self.size is not None and self.bytes_read != self.size:
-            self.close()
-            raise DigestMismatch("%s from %s: got %d bytes, expected %d"
-                                 % (info["reference"], info["registry"], self.bytes_read, self.size),
-                                 registry=info["registry"], reference=info["reference"])
-        if self._hash is not None:
-            actual = "%s:%s" % (self._algorithm, self._hash.hexdigest())
-            if actual != self._digest:
-                self.close()
-                raise DigestMismatch("%s from %s has digest %s: the content does not match"
-                                     % (info["reference"], info["registry"], actual),
-                                     registry=info["registry"], reference=info["reference"])
-
-    def close(self) -> None:
-        if not self.closed:
-            try:
-                self._response.close()
-            finally:
-                super().close()
-
-
-# ---------------------------------------------------------------------------------------------
-# Retry policy
-# ---------------------------------------------------------------------------------------------
-
-class _RetryBudget:
-    """Counts retries and the time spent waiting for them; decides the next wait."""
-
-    def __init__(self, retries: int, max_wait: float, backoff: float, sleep: Callable[[float], None],
-                 now: Callable[[], float]) -> None:
-        self.retries = retries
-        self.max_wait = max_wait
-        self.backoff = backoff
-        self._sleep = sleep
-        self._now = now
-        self.attempt = 0
-        self.waited = 0.0
-
-    def wait(self, retry_after: Optional[float] = None) -> bool:
-        """Sleep before the next attempt; False when the budget is spent (give up)."""
-        if self.attempt >= self.retries:
-            return False
-        remaining = self.max_wait - self.waited
-        if retry_after is not None:
-            delay = max(0.0, retry_after)
-            if delay > remaining:
-                return False
-        else:
-            ceiling = self.backoff * (2 ** self.attempt)
-            delay = min(random.uniform(ceiling / 2, ceiling), remaining)
-            if delay <= 0 and self.backoff > 0:
-                return False
-        self.attempt += 1
-        self.waited += delay
-        if delay > 0:
-            self._sleep(delay)
-        return True
-
-
-def parse_retry_after(value: Optional[str], now: Callable[[], float] = time.time) -> Optional[float]:
-    """``Retry-After`` as seconds from now: delta-seconds or an HTTP-date; None when absent/bad."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - now())
-
-
-class _Retry(Exception):
-    """Internal: this attempt failed in a way worth retrying."""
-
-    def __init__(self, error: RegistryError, retry_after: Optional[float] = None) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.retry_after = retry_after
-        self.session = None  # type: Optional[str]  # an upload session the next attempt may reuse
+def _shown(url: str) -> str:
+    """A URL for a message: no query (presigned storage URLs carry signatures)."""
+    parts = urlsplit(url)
+    return "%s://%s%s" % (parts.scheme, parts.netloc, parts.path)
 
 
 # ---------------------------------------------------------------------------------------------
 # The client
 # ---------------------------------------------------------------------------------------------
 
-def _errors_of(body: bytes) -> List[dict]:
+def _errors_of(body: bytes) -> list[dict]:
     try:
         data = json.loads(body.decode("utf-8"))
     except (ValueError, UnicodeDecodeError):
@@ -543,7 +273,7 @@ def _errors_of(body: bytes) -> List[dict]:
     return [e for e in errors if isinstance(e, dict)] if isinstance(errors, list) else []
 
 
-def _registry_says(errors: List[dict]) -> str:
+def _registry_says(errors: list[dict]) -> str:
     parts = []
     for error in errors[:3]:
         code = str(error.get("code") or "").strip()
@@ -558,16 +288,19 @@ class RegistryClient:
 
     Keyword-only extras beyond docs/internals.md (all optional): ``backoff`` (first retry
     wait in seconds, doubled each time, jittered), ``page_size`` (``n`` for catalog/tags),
-    ``sleep``/``clock``/``wall_clock`` (injected by unit tests so nothing really sleeps),
-    ``user_agent``.
+    ``retry_stats`` (a :class:`RetryStats` to count retries in, shared by the clients of one
+    module run), ``sleep``/``clock``/``wall_clock`` (injected by unit tests so nothing really
+    sleeps), ``user_agent``.
     """
 
-    def __init__(self, registry: Registry, credentials: Optional[Credentials] = None, *,
-                 validate_certs: bool = True, ca_cert: Optional[str] = None,
-                 client_cert: Optional[str] = None, client_key: Optional[str] = None,
+    def __init__(self, registry: Registry, credentials: Credentials | None = None, *,
+                 validate_certs: bool = True, ca_cert: str | None = None,
+                 client_cert: str | None = None, client_key: str | None = None,
                  timeout: float = 60, retries: int = 5, max_retry_wait: float = 60,
-                 transport: Optional[Transport] = None, backoff: float = 0.5,
+                 transport: Transport | None = None, backoff: float = 0.5,
                  page_size: int = DEFAULT_PAGE_SIZE,
+                 retry_stats: RetryStats | None = None,
+                 option_prefix: str = "",
                  sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.monotonic,
                  wall_clock: Callable[[], float] = time.time,
@@ -579,6 +312,7 @@ class RegistryClient:
         self.max_retry_wait = max_retry_wait
         self.backoff = backoff
         self.page_size = page_size
+        self.retry_stats = retry_stats if retry_stats is not None else RetryStats()
         self._sleep = sleep
         self._clock = clock
         self._answered = False  # set once any request got an HTTP answer (see _network_error)
@@ -589,48 +323,18 @@ class RegistryClient:
             # a context too; but loading the system CAs costs ~30-60 ms per client, so for a
             # plain-HTTP registry without certificate files it is built on the first HTTPS
             # connection only. Certificate files are always loaded here: a bad one fails early.
+            display = registry.display
             if registry.scheme == "https" or ca_cert or client_cert or client_key:
-                context = self._ssl_context(validate_certs, ca_cert, client_cert, client_key)
+                context = tls_context(validate_certs, ca_cert, client_cert, client_key, registry=display,
+                                      prefix=option_prefix)
             else:
-                context = functools.partial(self._ssl_context, validate_certs, None, None, None)
+                context = functools.partial(tls_context, validate_certs, registry=display, prefix=option_prefix)
             transport = HttpTransport(context)
         self.transport = transport
         self.auth = Authenticator(registry, self.credentials, self._token_fetch, clock=clock)
 
     def __repr__(self) -> str:
         return "RegistryClient(%r)" % self.registry.base_url
-
-    # -- set-up ---------------------------------------------------------------------------
-
-    def _ssl_context(self, validate_certs: bool, ca_cert: Optional[str], client_cert: Optional[str],
-                     client_key: Optional[str]) -> ssl.SSLContext:
-        if validate_certs:
-            # docker's certs.d semantic: the CA file is trusted in addition to the system CAs
-            context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-            if ca_cert:
-                try:
-                    context.load_verify_locations(cafile=ca_cert)
-                except (OSError, ssl.SSLError) as exc:
-                    raise InvalidInput("cannot use ca_cert %r for %s: %s"
-                                       % (ca_cert, self.registry.display, getattr(exc, "strerror", None) or exc),
-                                       registry=self.registry.display) from None
-        else:
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        if client_cert or client_key:
-            if not client_cert:
-                raise InvalidInput("client_key for %s needs client_cert too" % self.registry.display,
-                                   registry=self.registry.display)
-            try:
-                context.load_cert_chain(client_cert, client_key)
-            except (OSError, ssl.SSLError) as exc:
-                raise InvalidInput("cannot use client_cert %r / client_key %r for %s: %s"
-                                   % (client_cert, client_key, self.registry.display,
-                                      getattr(exc, "strerror", None) or exc),
-                                   registry=self.registry.display) from None
-        return context
 
     def close(self) -> None:
         self.transport.close()
@@ -646,7 +350,7 @@ class RegistryClient:
     def _url(self, path: str) -> str:
         return self.registry.base_url + path
 
-    def _ref(self, repository: Optional[str] = None, reference: Optional[str] = None) -> Optional[str]:
+    def _ref(self, repository: str | None = None, reference: str | None = None) -> str | None:
         if repository is None:
             return None
         if reference is None:
@@ -658,7 +362,18 @@ class RegistryClient:
     def _repo_path(repository: str) -> str:
         return quote(repository, safe="/")
 
-    def _network_error(self, exc: BaseException, url: str, reference: Optional[str]) -> Tuple[RegistryError, bool]:
+    @staticmethod
+    def _request_line(method: str, url: str) -> str:
+        """``GET /v2/team/app/manifests/1.0`` for messages (no host, no query: upload URLs carry state)."""
+        return "%s %s" % (method, urlsplit(url).path or "/")
+
+    def _budget(self) -> _RetryBudget:
+        display = self.registry.display
+        stats = self.retry_stats
+        return _RetryBudget(self.retries, self.max_retry_wait, self.backoff, self._sleep,
+                            lambda status, waited: stats.record(display, status, waited))
+
+    def _network_error(self, exc: BaseException, url: str, reference: str | None) -> tuple[RegistryError, bool]:
         """Map a transport exception to (error, retry?)."""
         where = urlsplit(url)
         address = "%s://%s" % (where.scheme, where.netloc)
@@ -701,11 +416,14 @@ class RegistryClient:
         return Unreachable("%s: the registry is unreachable at %s" % (why, address),
                            registry=registry, reference=reference), True
 
-    def _status_error(self, method: str, status: int, body: bytes, reference: Optional[str],
-                      what: str) -> RegistryError:
+    def _status_error(self, method: str, url: str, status: int, body: bytes, content_type: str | None,
+                      reference: str | None, what: str) -> RegistryError:
         errors = _errors_of(body)
         codes = {str(e.get("code") or "").upper() for e in errors}
         says = _registry_says(errors)
+        if not errors and (content_type or "").split(";")[0].strip().lower() == "text/html":
+            says = " (the answer is an HTML page, not the registry's JSON: is a proxy in the way?)"
+        request = self._request_line(method, url)
         registry = self.registry.display
         subject = reference or registry
         kw = dict(registry=registry, reference=reference, status=status)
@@ -728,13 +446,16 @@ class RegistryClient:
             return InvalidInput("%s speaks HTTPS: write the registry as %s (without http://)"
                                 % (self.registry.base_url, self.registry.host), **kw)
         if status == 429 or "TOOMANYREQUESTS" in codes:
-            return ServerError("%s kept rate-limiting %s %s (HTTP 429) beyond the retry budget%s"
-                               % (registry, what, subject, says), **kw)
+            return ServerError("%s kept rate-limiting %s %s (HTTP 429 to %s) beyond the retry budget%s"
+                               % (registry, what, subject, request, says), **kw)
         if status >= 500:
-            return ServerError("%s failed to %s %s (HTTP %d)%s" % (registry, what, subject, status, says), **kw)
+            return ServerError("%s failed to %s %s (HTTP %d to %s)%s"
+                               % (registry, what, subject, status, request, says), **kw)
         if 400 <= status < 500:
-            return InvalidInput("%s refused to %s %s (HTTP %d)%s" % (registry, what, subject, status, says), **kw)
-        return ServerError("%s answered HTTP %d to %s %s%s" % (registry, status, what, subject, says), **kw)
+            return InvalidInput("%s refused to %s %s (HTTP %d to %s)%s"
+                                % (registry, what, subject, status, request, says), **kw)
+        return ServerError("%s answered HTTP %d to %s (%s %s)%s"
+                           % (registry, status, request, what, subject, says), **kw)
 
     @staticmethod
     def _read_body(response, limit: int = ERROR_BODY_LIMIT) -> bytes:
@@ -750,148 +471,180 @@ class RegistryClient:
             response.close()
         return data
 
-    def _token_fetch(self, method: str, url: str, headers: Dict[str, str], body: Optional[bytes]) -> Tuple[int, bytes]:
-        """The Authenticator's window to the network: retries, TLS settings, no auth of ours."""
-        budget = self._budget()
-        headers = dict(headers)
-        headers.setdefault("User-Agent", self._user_agent)
-        dropped_once = False
-        while True:
-            try:
-                response = self.transport.request(method, url, headers, body, self.timeout)
-            except ConnectionDropped:
-                if not dropped_once:
-                    dropped_once = True
-                    continue
-                error, _retry = self._network_error(ConnectionResetError(), url, None)
-                if budget.wait():
-                    continue
-                raise error from None
-            except (OSError, http.client.HTTPException) as exc:
-                error, retry = self._network_error(exc, url, None)
-                if retry and budget.wait():
-                    continue
-                raise error from None
-            data = self._read_body(response, SMALL_BODY_LIMIT)
-            self._answered = True
-            if response.status in RETRY_STATUSES and budget.wait(
-                    parse_retry_after(response.getheader("Retry-After"), self._wall_clock)):
-                continue
-            return response.status, data
-
-    def _budget(self) -> _RetryBudget:
-        return _RetryBudget(self.retries, self.max_retry_wait, self.backoff, self._sleep, self._clock)
+    def _token_fetch(self, method: str, url: str, headers: dict[str, str], body: bytes | None) -> tuple[int, bytes]:
+        """The Authenticator's window to the network: the same retries and TLS settings, no auth of ours."""
+        response = self._request(method, url, headers=headers, body=body, raw=True, what="get a token from")
+        return response.status, response.body
 
     # -- the one request path -------------------------------------------------------------
 
-    def _request(self, method: str, path_or_url: str, *, scopes: Sequence[str] = (), reference: Optional[str] = None,
-                 what: str = "access", headers: Optional[Dict[str, str]] = None,
-                 body: Union[None, bytes, Callable[[], BinaryIO]] = None, size: Optional[int] = None,
+    def _retrying(self, attempt: Callable[[], _T]) -> _T:
+        """The one retry loop: ``attempt()`` until it returns, within the retry budget.
+
+        ``_Again`` sends again at once; ``_Retry`` waits (backoff, or Retry-After) and counts.
+        """
+        budget = self._budget()
+        while True:
+            try:
+                return attempt()
+            except _Again:
+                continue
+            except _Retry as exc:
+                if budget.wait(exc.retry_after, exc.error.status):
+                    continue
+                if exc.response is not None:
+                    return exc.response
+                raise exc.error from None
+
+    @staticmethod
+    def _repeating(attempt: Callable[[], _T]) -> _T:
+        """``attempt()`` again after ``_Again`` only: the caller's own loop retries (uploads)."""
+        while True:
+            try:
+                return attempt()
+            except _Again:
+                continue
+
+    def _request(self, method: str, path_or_url: str, *, scopes: Sequence[str] = (), reference: str | None = None,
+                 what: str = "access", headers: dict[str, str] | None = None,
+                 body: None | bytes | Callable[[], BinaryIO] = None, size: int | None = None,
                  ok: Sequence[int] = (200,), allow_missing: bool = False, follow_redirects: bool = False,
-                 stream: bool = False, retry: bool = True):
+                 stream: bool = False, retry: bool = True, raw: bool = False):
         """Send a request; return the response (body unread when ``stream``, else read into ``.body``).
 
         ``body`` is bytes or a callable returning a fresh stream (called again for each
         attempt). ``allow_missing`` returns None for 404 instead of raising NotFound.
         With ``retry=False`` a retryable failure raises :class:`_Retry` for the caller's
-        own retry loop (uploads restart from the upload session).
+        own retry loop (uploads restart from the upload session). ``raw`` (token requests)
+        sends no credentials of ours, follows nothing, maps no status: the response is
+        returned whatever its status, after retries.
         """
         url = path_or_url if "://" in path_or_url else self._url(path_or_url)
         base_headers = {"User-Agent": self._user_agent}
         base_headers.update(headers or {})
         scopes = list(scopes)
-        budget = self._budget()
-        reauthed = False
-        dropped_once = False
-        auth_value = self.auth.authorization(scopes, reference)
-        redirects = 0
-        origin = urlsplit(url)
-        while True:
-            send_headers = dict(base_headers)
-            same_host = urlsplit(url)[:2] == origin[:2]
-            if auth_value and same_host:
-                send_headers["Authorization"] = auth_value
-            payload = None  # type: Union[None, bytes, BinaryIO]
-            if callable(body):
-                payload = _UploadBody(body(), size or 0)
-                send_headers["Content-Length"] = str(size or 0)
-            elif body is not None:
-                payload = body
-                send_headers["Content-Length"] = str(len(body))
-            elif method in ("POST", "PUT"):
-                send_headers["Content-Length"] = "0"
-            try:
-                response = self.transport.request(method, url, send_headers, payload, self.timeout)
-            except ConnectionDropped:
-                error, retryable = self._network_error(ConnectionResetError(), url, reference)
-                if not retry:
-                    # an upload restarts from a new session rather than resend into this one
-                    raise _Retry(error, 0.0) from None
-                if not dropped_once:
-                    dropped_once = True
-                    continue
-                if budget.wait():
-                    continue
-                raise error from None
-            except _SourceReadError as exc:
-                source = exc.cause
-                if not retry:
-                    raise _Retry(source if isinstance(source, RegistryError) else Unreachable(
-                        "reading the data to upload to %s failed: %s" % (reference, source),
-                        registry=self.registry.display, reference=reference)) from None
-                if isinstance(source, RegistryError):
-                    raise source from None
-                raise Unreachable("reading the data to upload to %s failed: %s" % (reference, source),
-                                  registry=self.registry.display, reference=reference) from None
-            except (OSError, http.client.HTTPException) as exc:
-                error, retryable = self._network_error(exc, url, reference)
-                if retryable and not retry:
-                    raise _Retry(error) from None
-                if retryable and budget.wait():
-                    continue
-                raise error from None
+        state = _Exchange(url, None if raw else self.auth.authorization(scopes, reference))
 
-            status = response.status
-            self._answered = True
-            if status in ok:
-                if stream:
-                    return response
-                response.body = self._read_body(response, SMALL_BODY_LIMIT)  # type: ignore[attr-defined]
-                return response
-            if follow_redirects and status in _REDIRECTS and redirects < MAX_REDIRECTS:
-                location = response.getheader("Location")
-                self._read_body(response)
-                if location:
-                    redirects += 1
-                    url = urljoin(url, location)
-                    continue
-            if status == 401 and not reauthed and same_host:
-                challenge = response.getheader("WWW-Authenticate") or ""
-                self._read_body(response)
-                if challenge:
-                    reauthed = True
-                    auth_value = self.auth.handle_challenge(challenge, scopes, reference)
-                    continue
-                raise Unauthorized(unauthorized_message(self.registry, reference),
-                                   registry=self.registry.display, reference=reference, status=401)
-            if status == 404 and allow_missing:
-                self._read_body(response)
-                return None
-            data = self._read_body(response)
-            if status == 401 and reauthed and not self.credentials.is_anonymous:
-                challenge = response.getheader("WWW-Authenticate") or ""
-                if "insufficient_scope" in challenge:
-                    raise Denied("%s %s on %s was denied: the account lacks permission (%s)"
-                                 % (what, reference or "", self.registry.display, " ".join(scopes)),
-                                 registry=self.registry.display, reference=reference, status=401)
-            error = self._status_error(method, status, data, reference, what)
+        def attempt():
+            return self._attempt(method, state, base_headers, scopes, reference, what, body, size, ok,
+                                 allow_missing, follow_redirects, stream, retry, raw)
+
+        return self._retrying(attempt) if retry else self._repeating(attempt)
+
+    def _attempt(self, method: str, state: _Exchange, base_headers: dict[str, str], scopes: list[str],
+                 reference: str | None, what: str, body, size: int | None, ok: Sequence[int],
+                 allow_missing: bool, follow_redirects: bool, stream: bool, retry: bool, raw: bool):
+        """One send; raises _Again or _Retry for the loop, or a RegistryError."""
+        url = state.url
+        send_headers = dict(base_headers)
+        same_host = urlsplit(url)[:2] == state.origin[:2]
+        if state.auth_value and same_host:
+            send_headers["Authorization"] = state.auth_value
+        payload: None | bytes | BinaryIO = None
+        if callable(body):
+            payload = _UploadBody(body(), size or 0)
+            send_headers["Content-Length"] = str(size or 0)
+        elif body is not None:
+            payload = body
+            send_headers["Content-Length"] = str(len(body))
+        elif method in ("POST", "PUT"):
+            send_headers["Content-Length"] = "0"
+        try:
+            response = self.transport.request(method, url, send_headers, payload, self.timeout)
+        except ConnectionDropped:
+            error, _retryable = self._network_error(ConnectionResetError(), url, reference)
+            if not retry:
+                # an upload restarts from a new session rather than resend into this one
+                raise _Retry(error, 0.0) from None
+            if not state.dropped_once:
+                state.dropped_once = True
+                raise _Again() from None
+            raise _Retry(error) from None
+        except _SourceReadError as exc:
+            source = exc.cause
+            error = source if isinstance(source, RegistryError) else Unreachable(
+                "reading the data to upload to %s failed: %s" % (reference, source),
+                registry=self.registry.display, reference=reference)
+            if not retry:
+                raise _Retry(error) from None
+            raise error from None
+        except (OSError, http.client.HTTPException) as exc:
+            error, retryable = self._network_error(exc, url, reference)
+            if retryable:
+                raise _Retry(error) from None
+            raise error from None
+
+        status = response.status
+        self._answered = True
+        if raw:
+            response.body = self._read_body(response, SMALL_BODY_LIMIT)  # type: ignore[attr-defined]
             if status in RETRY_STATUSES:
-                retry_after = parse_retry_after(response.getheader("Retry-After"), self._wall_clock)
-                if not retry:
-                    raise _Retry(error, retry_after)
-                if budget.wait(retry_after):
-                    continue
-            raise error
+                answered = (urlsplit(url).netloc, status, self._request_line(method, url))
+                error = ServerError("%s answered HTTP %d to %s" % answered, registry=self.registry.display,
+                                    status=status)
+                raise _Retry(error, parse_retry_after(response.getheader("Retry-After"), self._wall_clock),
+                             response)
+            return response
+        if status in ok:
+            if not stream:
+                response.body = self._read_body(response, SMALL_BODY_LIMIT)  # type: ignore[attr-defined]
+            return response
+        if status in _REDIRECTS:
+            self._redirect(response, state, method, reference, follow_redirects)
+        if status == 401 and not state.reauthed and same_host:
+            challenge = response.getheader("WWW-Authenticate") or ""
+            self._read_body(response)
+            if challenge:
+                state.reauthed = True
+                state.auth_value = self.auth.handle_challenge(challenge, scopes, reference)
+                raise _Again()
+            raise Unauthorized(unauthorized_message(self.registry, reference),
+                               registry=self.registry.display, reference=reference, status=401)
+        if status == 404 and allow_missing:
+            self._read_body(response)
+            return None
+        content_type = response.getheader("Content-Type")
+        data = self._read_body(response)
+        if status == 401 and state.reauthed and not self.credentials.is_anonymous:
+            challenge = response.getheader("WWW-Authenticate") or ""
+            if "insufficient_scope" in challenge:
+                raise Denied("%s %s on %s was denied: the account lacks permission (%s)"
+                             % (what, reference or "", self.registry.display, " ".join(scopes)),
+                             registry=self.registry.display, reference=reference, status=401)
+        error = self._status_error(method, url, status, data, content_type, reference, what)
+        if status in RETRY_STATUSES:
+            raise _Retry(error, parse_retry_after(response.getheader("Retry-After"), self._wall_clock))
+        raise error
+
+    def _redirect(self, response, state: _Exchange, method: str, reference: str | None,
+                  follow: bool) -> None:
+        """Follow a redirect (raises _Again) or say why not (raises ServerError)."""
+        location = response.getheader("Location")
+        self._read_body(response)
+        registry = self.registry.display
+        request = self._request_line(method, state.origin.geturl())
+        if not location:
+            raise ServerError("%s answered %s with a redirect (HTTP %d) without a Location"
+                              % (registry, request, response.status),
+                              registry=registry, reference=reference, status=response.status)
+        target = urljoin(state.url, location)
+        if target in state.seen:
+            raise ServerError("%s answered %s with a redirect loop (HTTP %d back to %s)"
+                              % (registry, request, response.status, _shown(target)),
+                              registry=registry, reference=reference, status=response.status)
+        if not follow:
+            raise ServerError("%s answered %s with a redirect (HTTP %d to %s), which a registry does not send for "
+                              "this request: is a proxy or a login page in the way?"
+                              % (registry, request, response.status, _shown(target)),
+                              registry=registry, reference=reference, status=response.status)
+        if state.redirects >= MAX_REDIRECTS:
+            raise ServerError("%s answered %s with a redirect loop (%d redirects, the last to %s)"
+                              % (registry, request, state.redirects + 1, _shown(target)),
+                              registry=registry, reference=reference, status=response.status)
+        state.redirects += 1
+        state.seen.add(target)
+        state.url = target
+        raise _Again()
 
     # -- API ------------------------------------------------------------------------------
 
@@ -899,34 +652,50 @@ class RegistryClient:
         """``GET /v2/`` with credentials: proves reachability, TLS and (when asked for) the login."""
         self._request("GET", "/v2/", what="log in to")
 
-    def _paginate(self, path: str, key: str, scopes: Sequence[str], reference: Optional[str], what: str) -> List[str]:
-        items = []  # type: List[str]
+    def _paginate(self, path: str, key: str, scopes: Sequence[str], reference: str | None, what: str) -> list[str]:
+        items: list[str] = []
         url = "%s?%s" % (path, urlencode({"n": self.page_size})) if self.page_size else path
         seen = set()
         while url and url not in seen:
             seen.add(url)
             response = self._request("GET", url, scopes=scopes, reference=reference, what=what)
-            try:
-                data = json.loads(response.body.decode("utf-8"))
-            except (ValueError, UnicodeDecodeError):
-                raise ServerError("%s answered %s with something that is not JSON"
-                                  % (self.registry.display, what), registry=self.registry.display,
-                                  reference=reference) from None
-            items.extend((data or {}).get(key) or [])
+            items.extend(self._listed(response, key, self._request_line("GET", url), reference))
             match = _LINK_NEXT.search(response.getheader("Link") or "")
             url = urljoin(self._url(path), match.group(1)) if match else None
         return items
 
-    def catalog(self) -> List[str]:
+    def _listed(self, response, key: str, request: str, reference: str | None) -> list[str]:
+        """The names under ``key`` of a catalog or tag list page; ServerError when it is not one."""
+        registry = self.registry.display
+        content_type = (response.getheader("Content-Type") or "").split(";")[0].strip() or "none"
+        try:
+            data = json.loads(response.body.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            raise ServerError("%s answered %s with a body that is not JSON (Content-Type %s)%s"
+                              % (registry, request, content_type,
+                                 ": is a proxy or a login page in the way?" if content_type == "text/html" else ""),
+                              registry=registry, reference=reference) from None
+        if data is None:
+            return []
+        if not isinstance(data, dict):
+            raise ServerError("%s answered %s with JSON that is not an object (a %s)"
+                              % (registry, request, type(data).__name__), registry=registry, reference=reference)
+        names = data.get(key)
+        if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
+            raise ServerError("%s answered %s with %r that is not a list of names"
+                              % (registry, request, key), registry=registry, reference=reference)
+        return names or []
+
+    def catalog(self) -> list[str]:
         """Every repository name (``/v2/_catalog``, following ``Link`` pages)."""
         return self._paginate("/v2/_catalog", "repositories", ["registry:catalog:*"], None, "list the catalog of")
 
-    def tags(self, repository: str) -> List[str]:
+    def tags(self, repository: str) -> list[str]:
         """Every tag of ``repository``; NotFound when the repository does not exist."""
         return self._paginate("/v2/%s/tags/list" % self._repo_path(repository), "tags",
                               ["repository:%s:pull" % repository], self._ref(repository), "list the tags of")
 
-    def manifest_head(self, repository: str, reference: str) -> Optional[ManifestDescriptor]:
+    def manifest_head(self, repository: str, reference: str) -> Descriptor | None:
         """Digest, media type and size of a manifest from a HEAD; None when it does not exist."""
         ref = self._ref(repository, reference)
         response = self._request("HEAD", "/v2/%s/manifests/%s" % (self._repo_path(repository), reference),
@@ -939,45 +708,44 @@ class RegistryClient:
         length = response.getheader("Content-Length")
         if not digest and is_digest(reference):
             digest = reference
-        if not digest or not length or not length.isdigit() or not media_type:
-            # some registries leave headers out of HEAD: the GET is the authority
+        if not digest or not is_digest(digest) or not length or not length.isdigit() or \
+                media_type not in MANIFEST_MEDIA_TYPES + SCHEMA1_MEDIA_TYPES:
+            # Some registries leave headers out of HEAD, or answer a generic type: the GET is the
+            # authority (and says clearly what is wrong with an answer that is no manifest).
             try:
                 manifest = self.manifest_get(repository, reference)
             except NotFound:
                 return None
             return manifest.descriptor()
-        return ManifestDescriptor(digest, media_type, int(length))
+        return Descriptor(digest, media_type, int(length))
 
     def manifest_get(self, repository: str, reference: str) -> Manifest:
-        """The manifest bytes as stored; verified against ``reference`` when it is a digest."""
+        """The manifest as stored, digest-checked: against ``reference`` when it is a digest, and
+        against the registry's ``Docker-Content-Digest``. ServerError when the answer is no manifest."""
         ref = self._ref(repository, reference)
-        response = self._request("GET", "/v2/%s/manifests/%s" % (self._repo_path(repository), reference),
-                                 scopes=["repository:%s:pull" % repository], reference=ref, what="read",
+        path = "/v2/%s/manifests/%s" % (self._repo_path(repository), reference)
+        response = self._request("GET", path, scopes=["repository:%s:pull" % repository], reference=ref, what="read",
                                  headers={"Accept": ", ".join(MANIFEST_MEDIA_TYPES)})
         raw = response.body
-        computed = sha256_digest(raw)
-        header = response.getheader("Docker-Content-Digest")
+        registry = self.registry.display
+        request = self._request_line("GET", path)
+        header = (response.getheader("Docker-Content-Digest") or "").strip()
         if is_digest(reference):
             algorithm = reference.split(":", 1)[0]
             actual = "%s:%s" % (algorithm, hashlib.new(algorithm, raw).hexdigest())
             if actual != reference:
-                raise DigestMismatch("manifest %s from %s hashes to %s: the content does not match"
-                                     % (ref, self.registry.display, actual),
-                                     registry=self.registry.display, reference=ref)
+                raise DigestMismatch("%s answered %s with a manifest that hashes to %s: the content does not "
+                                     "match the digest asked for" % (registry, request, actual),
+                                     registry=registry, reference=ref)
             digest = reference
-        elif header and header.startswith("sha256:") and header != computed:
-            raise DigestMismatch("manifest %s from %s hashes to %s, but the registry says %s"
-                                 % (ref, self.registry.display, computed, header),
-                                 registry=self.registry.display, reference=ref)
         else:
-            digest = computed
-        media_type = (response.getheader("Content-Type") or "").split(";")[0].strip()
-        if media_type not in MANIFEST_MEDIA_TYPES:
-            try:
-                media_type = json.loads(raw.decode("utf-8")).get("mediaType") or media_type
-            except (ValueError, UnicodeDecodeError, AttributeError):
-                pass
-        return Manifest(digest, media_type, raw)
+            digest = sha256_digest(raw)
+            algorithm = "sha256"
+        if header and header.split(":", 1)[0] == algorithm and header != digest:
+            raise DigestMismatch("%s answered %s with a manifest that hashes to %s, but its Docker-Content-Digest "
+                                 "says %s" % (registry, request, digest, header), registry=registry, reference=ref)
+        return Manifest.from_answer(raw, response.getheader("Content-Type"), digest, registry=registry,
+                                    reference=ref, request=request)
 
     def manifest_put(self, repository: str, reference: str, raw: bytes, media_type: str) -> str:
         """Store ``raw`` under a tag or digest; returns its digest."""
@@ -1000,7 +768,7 @@ class RegistryClient:
                       scopes=["repository:%s:delete" % repository], reference=ref, what="delete",
                       ok=(200, 202))
 
-    def blob_head(self, repository: str, digest: str) -> Optional[int]:
+    def blob_head(self, repository: str, digest: str) -> int | None:
         """Size of a blob, None when the repository does not have it."""
         ref = self._ref(repository, digest)
         response = self._request("HEAD", "/v2/%s/blobs/%s" % (self._repo_path(repository), digest),
@@ -1011,16 +779,25 @@ class RegistryClient:
         length = response.getheader("Content-Length")
         return int(length) if length and length.isdigit() else -1
 
-    def blob_open(self, repository: str, digest: str) -> BlobStream:
-        """A stream over the blob (redirects followed). Verifies size and digest at EOF; close() it."""
+    def blob_open(self, repository: str, digest: str, size: int | None = None) -> VerifyingReader:
+        """A stream over the blob (redirects followed), verified as it is read; close() it.
+
+        ``size`` is what the manifest says (-1 or None: unknown); the answer's Content-Length
+        must agree with it.
+        """
         ref = self._ref(repository, digest)
         response = self._request("GET", "/v2/%s/blobs/%s" % (self._repo_path(repository), digest),
                                  scopes=["repository:%s:pull" % repository], reference=ref, what="read",
                                  follow_redirects=True, stream=True)
         length = response.getheader("Content-Length")
-        size = int(length) if length and length.isdigit() else None
+        answered = int(length) if length and length.isdigit() else None
         registry = self.registry.display
-        return BlobStream(response, digest, size, lambda: {"registry": registry, "reference": ref})
+        if size is not None and size >= 0 and answered is not None and answered != size:
+            response.close()
+            raise DigestMismatch("%s answered GET /v2/%s/blobs/%s with %d bytes, but the manifest says %d"
+                                 % (registry, repository, digest, answered, size), registry=registry, reference=ref)
+        expected = size if size is not None and size >= 0 else answered
+        return VerifyingReader(response, digest, expected, lambda: {"registry": registry, "reference": ref})
 
     def blob_get(self, repository: str, digest: str) -> bytes:
         """A small blob (an image config) in memory, digest verified."""
@@ -1056,8 +833,8 @@ class RegistryClient:
                 pass
         return False
 
-    def blob_upload(self, repository: str, digest: str, stream: Optional[BinaryIO] = None, size: int = 0, *,
-                    open_stream: Optional[Callable[[], BinaryIO]] = None) -> None:
+    def blob_upload(self, repository: str, digest: str, stream: BinaryIO | None = None, size: int = 0, *,
+                    open_stream: Callable[[], BinaryIO] | None = None) -> None:
         """Upload a blob monolithically (POST a session, PUT the bytes with ``?digest=``).
 
         Give either ``stream`` (its current position must be the blob start; it is
@@ -1077,18 +854,18 @@ class RegistryClient:
         else:
             opener = open_stream
         scopes = ["repository:%s:pull,push" % repository]
-        budget = self._budget()
-        session = None  # type: Optional[str]
-        while True:
-            try:
-                self._upload_once(repository, digest, opener, size, scopes, ref, session)
-                return
-            except _Retry as exc:
-                if not budget.wait(exc.retry_after):
-                    raise exc.error from None
-                session = exc.session
+        state: dict[str, str | None] = {"session": None}
 
-    def _rewinder(self, stream: BinaryIO, ref: Optional[str]) -> Callable[[], BinaryIO]:
+        def attempt() -> None:
+            try:
+                self._upload_once(repository, digest, opener, size, scopes, ref, state["session"])
+            except _Retry as exc:
+                state["session"] = exc.session
+                raise
+
+        self._retrying(attempt)
+
+    def _rewinder(self, stream: BinaryIO, ref: str | None) -> Callable[[], BinaryIO]:
         try:
             start = stream.tell() if stream.seekable() else None
         except (OSError, AttributeError):
@@ -1114,7 +891,7 @@ class RegistryClient:
         return opener
 
     def _upload_once(self, repository: str, digest: str, opener: Callable[[], BinaryIO], size: int,
-                     scopes: List[str], ref: Optional[str], session: Optional[str]) -> None:
+                     scopes: list[str], ref: str | None, session: str | None) -> None:
         """One attempt: (POST a session unless ``session`` is reused) then PUT the bytes.
 
         A 429 or 503 answer to the PUT (rate limiting, a busy proxy) leaves the session

@@ -116,9 +116,19 @@ class DigestMismatch(RegistryError):
 
 
 class MissingLibrary(RegistryError):
-    """An optional Python library is needed for this feature (boto3, docker SDK, bcrypt)."""
+    """An optional Python library is needed for this feature (boto3, docker SDK, bcrypt).
+
+    ``library`` is the name ``missing_required_lib`` shows, ``import_error`` the traceback of the
+    failed import (for the ``exception`` result key).
+    """
 
     kind = "missing_library"
+
+    def __init__(self, message: str, *, library: str | None = None, import_error: str | None = None,
+                 **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.library = library
+        self.import_error = import_error
 
 
 class LockTimeout(RegistryError):

@@ -182,7 +182,8 @@ def ecr_login(registry: str | None = None, *, region: str | None = None, profile
     """
     if not HAS_BOTO3:
         raise MissingLibrary("the ecr provider needs the boto3 Python library on the managed node",
-                             hint="Install boto3 (pip install boto3).")
+                             hint="Install boto3 (pip install boto3).", library="boto3",
+                             import_error=BOTO3_IMPORT_ERROR)
     if registry:
         parts = ecr_host_parts(parse_registry(registry).host)
         if parts:

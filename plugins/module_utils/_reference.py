@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from typing import Optional
+
 
 from ansible_collections.dockyard.registry.plugins.module_utils._errors import InvalidInput
 
@@ -135,7 +135,7 @@ def _validate_host(host: str, original: str) -> str:
     return name.lower()
 
 
-def _make_registry(host: str, scheme: Optional[str]) -> Registry:
+def _make_registry(host: str, scheme: str | None) -> Registry:
     if host in DOCKER_HUB_ALIASES:
         host = DOCKER_HUB
     return Registry(host, scheme or "https")
@@ -171,7 +171,7 @@ def is_digest(value: str) -> bool:
     return True
 
 
-def validate_digest(digest: str, original: Optional[str] = None) -> str:
+def validate_digest(digest: str, original: str | None = None) -> str:
     where = " in %r" % original if original is not None and original != digest else ""
     match = _DIGEST.match(digest or "")
     if not match:
@@ -188,7 +188,7 @@ def validate_digest(digest: str, original: Optional[str] = None) -> str:
     return digest
 
 
-def validate_tag(tag: str, original: Optional[str] = None) -> str:
+def validate_tag(tag: str, original: str | None = None) -> str:
     """A tag is ``[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}``."""
     where = " in %r" % original if original is not None and original != tag else ""
     if not tag:
@@ -201,7 +201,7 @@ def validate_tag(tag: str, original: Optional[str] = None) -> str:
     return tag
 
 
-def validate_repository(name: str, original: Optional[str] = None) -> str:
+def validate_repository(name: str, original: str | None = None) -> str:
     """A repository is ``/``-separated lower-case components (``[a-z0-9]`` joined by ``.``, ``_``, ``__`` or ``-``)."""
     where = " in %r" % original if original is not None and original != name else ""
     if not name:
@@ -228,8 +228,8 @@ class ImageReference:
 
     registry: Registry
     repository: str
-    tag: Optional[str] = None
-    digest: Optional[str] = None
+    tag: str | None = None
+    digest: str | None = None
 
     @property
     def reference(self) -> str:
@@ -263,7 +263,7 @@ def _is_registry_component(component: str) -> bool:
     return "." in component or ":" in component or component == "localhost" or component.startswith("[")
 
 
-def parse_reference(value: str, default_registry: Optional[Registry] = None) -> ImageReference:
+def parse_reference(value: str, default_registry: Registry | None = None) -> ImageReference:
     """Parse an image reference the way the docker CLI does.
 
     ``alpine`` -> Hub ``library/alpine``; ``host:5000/team/app:1.0``; ``app@sha256:...``;

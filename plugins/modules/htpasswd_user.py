@@ -129,7 +129,7 @@ options:
     default: 30
 extends_documentation_fragment:
   - dockyard.registry.attributes
-  - dockyard.registry.attributes.ACTIONGROUP_REGISTRY
+  - dockyard.registry.attributes.ACTIONGROUP_NONE
   - ansible.builtin.files
 attributes:
   check_mode:

@@ -42,6 +42,7 @@ extends_documentation_fragment:
   - dockyard.registry.attributes
   - dockyard.registry.attributes.ACTIONGROUP_REGISTRY
   - dockyard.registry.registry_connection
+  - dockyard.registry.registry_connection.COMMON
 attributes:
   check_mode:
     support: full
@@ -110,6 +111,12 @@ registry:
   returned: always
   type: str
   sample: registry.example.com:5000
+retries:
+  description: Requests sent again (O(retries)) - C(count), C(statuses) (HTTP status - how many), C(network_errors)
+    (connection errors, timeouts, cut bodies) and C(waited) (seconds). When C(count) is not 0 the module also warns.
+  returned: always
+  type: dict
+  sample: {"count": 3, "statuses": {"429": 2, "503": 1}, "network_errors": 0, "waited": 2.5}
 repositories:
   description: Every repository in the catalog, in the order the registry lists them.
   returned: when O(repository) is not given
@@ -199,31 +206,14 @@ manifest:
   sample: {schemaVersion: 2, mediaType: application/vnd.oci.image.manifest.v1+json, config: {}, layers: []}
 """
 
-import json
-
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.dockyard.registry.plugins.module_utils._argspec import (
-    client_from_params,
     connection_argument_spec,
     connection_required_together,
+    run_registry_module,
 )
-from ansible_collections.dockyard.registry.plugins.module_utils._errors import NotFound, RegistryError
-from ansible_collections.dockyard.registry.plugins.module_utils._reference import (
-    parse_registry,
-    validate_digest,
-    validate_repository,
-    validate_tag,
-)
-
-INDEX_MEDIA_TYPES = (
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-)
-IMAGE_CONFIG_MEDIA_TYPES = (
-    "application/vnd.oci.image.config.v1+json",
-    "application/vnd.docker.container.image.v1+json",
-)
+from ansible_collections.dockyard.registry.plugins.module_utils._info import registry_info
 
 
 def argument_spec() -> dict:
@@ -236,131 +226,6 @@ def argument_spec() -> dict:
     return spec
 
 
-def _is_index(media_type: str, document: dict) -> bool:
-    return media_type in INDEX_MEDIA_TYPES or ("manifests" in document and "layers" not in document)
-
-
-def _blob_size(descriptor) -> int:
-    size = descriptor.get("size") if isinstance(descriptor, dict) else None
-    return size if isinstance(size, int) and size >= 0 else 0
-
-
-class RegistryInfo:
-    """Read-only inspection of one registry through a ``RegistryClient``."""
-
-    def __init__(self, client, registry) -> None:
-        self.client = client
-        self.registry = registry
-
-    def run(self, repository: str | None, reference: str | None) -> dict:
-        result = {"changed": False, "registry": self.registry.display}
-        if not repository:
-            result["repositories"] = self.client.catalog()
-            return result
-        result["repository"] = repository
-        if not reference:
-            try:
-                result["tags"] = self.client.tags(repository)
-                result["exists"] = True
-            except NotFound:
-                result["tags"] = []
-                result["exists"] = False
-            return result
-        result["reference"] = reference
-        result.update(self.inspect(repository, reference))
-        return result
-
-    def inspect(self, repository: str, reference: str) -> dict:
-        try:
-            manifest = self.client.manifest_get(repository, reference)
-        except NotFound:
-            return {"exists": False}
-        document = manifest.json()
-        info = {
-            "exists": True,
-            "digest": manifest.digest,
-            "media_type": manifest.media_type,
-            "manifest": document,
-            "created": None,
-            "labels": {},
-        }
-        if _is_index(manifest.media_type, document):
-            info["platforms"], info["size"] = self._index(repository, manifest, document)
-            return info
-        blobs = {}
-        self._collect_blobs(document, blobs)
-        info["size"] = manifest.size + sum(blobs.values())
-        info["platforms"] = []
-        config = document.get("config") or {}
-        if config.get("mediaType") in IMAGE_CONFIG_MEDIA_TYPES and config.get("digest"):
-            image = self._config(repository, config["digest"])
-            info["created"] = image.get("created") or None
-            info["labels"] = (image.get("config") or {}).get("Labels") or {}
-            if image.get("os") or image.get("architecture"):
-                info["platforms"] = [{
-                    "os": image.get("os"),
-                    "architecture": image.get("architecture"),
-                    "variant": image.get("variant") or None,
-                    "digest": manifest.digest,
-                }]
-        return info
-
-    @staticmethod
-    def _collect_blobs(document: dict, blobs: dict) -> None:
-        for descriptor in [document.get("config")] + list(document.get("layers") or []):
-            if isinstance(descriptor, dict) and descriptor.get("digest"):
-                blobs[descriptor["digest"]] = _blob_size(descriptor)
-
-    def _config(self, repository: str, digest: str) -> dict:
-        try:
-            data = json.loads(self.client.blob_get(repository, digest).decode("utf-8"))
-        except NotFound:
-            return {}
-        except (ValueError, UnicodeDecodeError):
-            return {}
-        return data if isinstance(data, dict) else {}
-
-    def _index(self, repository: str, manifest, document: dict) -> tuple:
-        platforms = []
-        size = manifest.size
-        blobs = {}
-        seen = set()
-        for child in document.get("manifests") or []:
-            if not isinstance(child, dict):
-                continue
-            platform = child.get("platform") or {}
-            digest = child.get("digest")
-            platforms.append({
-                "os": platform.get("os"),
-                "architecture": platform.get("architecture"),
-                "variant": platform.get("variant") or None,
-                "digest": digest,
-            })
-            if not digest or digest in seen:
-                continue
-            seen.add(digest)
-            try:
-                child_manifest = self.client.manifest_get(repository, digest)
-            except NotFound:
-                # A partial copy of an index may lack some platforms; count what is there.
-                continue
-            size += child_manifest.size
-            self._collect_blobs(child_manifest.json(), blobs)
-        return platforms, size + sum(blobs.values())
-
-
-def normalise(registry, repository: str | None, reference: str | None) -> tuple:
-    """Validated repository (``library/`` added on Docker Hub) and tag or digest."""
-    if repository:
-        repository = validate_repository(repository)
-        if registry.is_docker_hub and "/" not in repository:
-            repository = "library/" + repository
-    if reference:
-        # A tag cannot contain ":", so anything with one must be a digest.
-        reference = validate_digest(reference) if ":" in reference else validate_tag(reference)
-    return repository, reference
-
-
 def main() -> None:
     module = AnsibleModule(
         argument_spec=argument_spec(),
@@ -368,15 +233,8 @@ def main() -> None:
         required_by={"reference": "repository"},
         supports_check_mode=True,
     )
-    params = module.params
-    try:
-        registry = parse_registry(params["registry"])
-        repository, reference = normalise(registry, params.get("repository"), params.get("reference"))
-        with client_from_params(params, registry) as client:
-            result = RegistryInfo(client, registry).run(repository, reference)
-    except RegistryError as err:
-        module.fail_json(**err.to_result())
-    module.exit_json(**result)
+    ok, result = run_registry_module(module, registry_info)
+    (module.exit_json if ok else module.fail_json)(**result)
 
 
 if __name__ == "__main__":

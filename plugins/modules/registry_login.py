@@ -127,6 +127,7 @@ extends_documentation_fragment:
   - dockyard.registry.attributes
   - dockyard.registry.attributes.ACTIONGROUP_REGISTRY
   - dockyard.registry.registry_connection
+  - dockyard.registry.registry_connection.COMMON
 attributes:
   check_mode:
     support: full
@@ -222,6 +223,12 @@ registry:
   returned: always
   type: str
   sample: registry.example.com:5000
+retries:
+  description: Requests sent again (O(retries)) - C(count), C(statuses) (HTTP status - how many), C(network_errors)
+    (connection errors, timeouts, cut bodies) and C(waited) (seconds). When C(count) is not 0 the module also warns.
+  returned: always
+  type: dict
+  sample: {"count": 3, "statuses": {"429": 2, "503": 1}, "network_errors": 0, "waited": 2.5}
 provider:
   description: The provider used (what O(provider=auto) chose).
   returned: always
@@ -251,34 +258,14 @@ verified:
   sample: true
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.dockyard.registry.plugins.module_utils._argspec import (
-    client_from_params,
     connection_argument_spec,
     connection_required_together,
+    run_registry_module,
 )
-from ansible_collections.dockyard.registry.plugins.module_utils._docker_config import (
-    default_config_path,
-    find_credentials,
-    helper_for,
-    load_config,
-    remove_credentials,
-    store_credentials,
-)
-from ansible_collections.dockyard.registry.plugins.module_utils._errors import (
-    InvalidInput,
-    MissingLibrary,
-    RegistryError,
-    Unauthorized,
-)
-from ansible_collections.dockyard.registry.plugins.module_utils._providers import (
-    BOTO3_IMPORT_ERROR,
-    ECR_USERNAME,
-    login_for,
-    resolve_provider,
-)
-from ansible_collections.dockyard.registry.plugins.module_utils._reference import parse_registry
+from ansible_collections.dockyard.registry.plugins.module_utils._login import registry_login
 
 
 def argument_spec() -> dict:
@@ -299,109 +286,14 @@ def argument_spec() -> dict:
     return spec
 
 
-_ABSENT_DEFAULTS = {"ghcr": "ghcr.io", "gcr": "gcr.io"}
-
-
-class RegistryLogin:
-    """Log in or out; ``run()`` returns the module result (without ``changed`` secrets, ever)."""
-
-    def __init__(self, params: dict, check_mode: bool = False, diff: bool = False) -> None:
-        self.params = params
-        self.check_mode = check_mode
-        self.want_diff = diff
-        self.config_path = params.get("config_path") or default_config_path()
-
-    def _result(self, registry, provider: str, changed: bool, **extra) -> dict:
-        helper = helper_for(load_config(self.config_path), registry)
-        result = dict(changed=changed, registry=registry.config_key, provider=provider,
-                      config_path=self.config_path,
-                      credentials_store=helper.name if helper is not None else None)
-        result.update(extra)
-        return result
-
-    def _diff(self, registry, before, after) -> dict:
-        def side(credentials):
-            if credentials is None:
-                return {"registry": registry.config_key, "logged_in": False}
-            return {"registry": registry.config_key, "logged_in": True, "username": credentials.username}
-        before_side, after_side = side(before), side(after)
-        if before is not None and after is not None and before_side == after_side:
-            # Same user, new secret: say so without showing either secret.
-            before_side["secret"] = "old"
-            after_side["secret"] = "new"
-        return {"before": before_side, "after": after_side}
-
-    def run(self) -> dict:
-        params = self.params
-        provider = resolve_provider(params["provider"], params.get("registry"), params.get("username"),
-                                    params.get("password"))
-        if params["state"] == "absent":
-            return self.logout(provider)
-        return self.login(provider)
-
-    def logout(self, provider: str) -> dict:
-        address = self.params.get("registry") or _ABSENT_DEFAULTS.get(provider)
-        if not address:
-            if provider in ("ecr", "acr"):
-                raise InvalidInput("state=absent with provider %s needs registry" % provider)
-            address = "docker.io"
-        registry = parse_registry(address)
-        before = find_credentials(registry, self.config_path)
-        changed = remove_credentials(registry, self.config_path, check_mode=self.check_mode)
-        result = self._result(registry, provider, changed)
-        if self.want_diff:
-            result["diff"] = self._diff(registry, before if changed else None, None)
-        return result
-
-    def login(self, provider: str) -> dict:
-        params = self.params
-        registry, credentials = login_for(
-            provider, params.get("registry"), params.get("username"), params.get("password"),
-            region=params.get("region"), profile=params.get("profile"), registry_id=params.get("registry_id"),
-            endpoint_url=params.get("endpoint_url"), aws_access_key_id=params.get("aws_access_key_id"),
-            aws_secret_access_key=params.get("aws_secret_access_key"),
-            aws_session_token=params.get("aws_session_token"),
-            service_account_key=params.get("service_account_key"))
-        before = find_credentials(registry, self.config_path)
-
-        if provider == "ecr" and not params["reauthorize"] and before is not None \
-                and before.username == ECR_USERNAME and before.password:
-            try:
-                with client_from_params(params, registry, credentials=before) as client:
-                    client.ping()
-            except Unauthorized:
-                pass
-            else:
-                result = self._result(registry, provider, False, username=before.username, verified=True)
-                if self.want_diff:
-                    result["diff"] = self._diff(registry, before, before)
-                return result
-
-        # Verify before writing anything: a rejected login must not replace working credentials.
-        with client_from_params(params, registry, credentials=credentials) as client:
-            client.ping()
-        changed = store_credentials(registry, credentials, self.config_path, check_mode=self.check_mode)
-        result = self._result(registry, provider, changed, username=credentials.username, verified=True)
-        if self.want_diff:
-            result["diff"] = self._diff(registry, before, credentials) if changed else \
-                self._diff(registry, before, before)
-        return result
-
-
 def main() -> None:
     module = AnsibleModule(
         argument_spec=argument_spec(),
         required_together=connection_required_together(),
         supports_check_mode=True,
     )
-    try:
-        result = RegistryLogin(module.params, check_mode=module.check_mode, diff=module._diff).run()
-    except MissingLibrary as err:
-        module.fail_json(msg=missing_required_lib("boto3"), exception=BOTO3_IMPORT_ERROR,
-                         error_kind=err.kind)
-    except RegistryError as err:
-        module.fail_json(**err.to_result())
-    module.exit_json(**result)
+    ok, result = run_registry_module(module, registry_login)
+    (module.exit_json if ok else module.fail_json)(**result)
 
 
 if __name__ == "__main__":

@@ -32,8 +32,10 @@ author:
   - dockyard.registry contributors (@dockyard)
 extends_documentation_fragment:
   - dockyard.registry.attributes
-  - dockyard.registry.attributes.ACTIONGROUP_REGISTRY
-  - dockyard.registry.registry_connection.SOURCE_DESTINATION
+  - dockyard.registry.attributes.ACTIONGROUP_NONE
+  - dockyard.registry.registry_connection.SOURCE
+  - dockyard.registry.registry_connection.DESTINATION
+  - dockyard.registry.registry_connection.COMMON
 attributes:
   check_mode:
     support: full
@@ -133,6 +135,7 @@ options:
       - Number of workers for the whole run (images and blobs together).
       - The default of V(4) keeps two CPU cores busy while requests to remote registries wait on the network;
         raise it for high-latency registries, lower it for slow or rate-limited ones.
+      - Between V(1) and V(64).
     type: int
     default: 4
   fail_fast:
@@ -210,6 +213,12 @@ copied:
   type: list
   elements: str
   sample: ["mirror.example.com:5000/team/app:1.4.2"]
+retries:
+  description: Requests sent again (O(retries)) - C(count), C(statuses) (HTTP status - how many), C(network_errors)
+    (connection errors, timeouts, cut bodies) and C(waited) (seconds). When C(count) is not 0 the module also warns.
+  returned: always
+  type: dict
+  sample: {"count": 3, "statuses": {"429": 2, "503": 1}, "network_errors": 0, "waited": 2.5}
 skipped_images:
   description:
     - Destination references that already had the source digest (nothing was read or written for them).
@@ -277,36 +286,14 @@ duration:
   sample: 2.41
 """
 
-import time
-from concurrent.futures import ThreadPoolExecutor
-
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.dockyard.registry.plugins.module_utils._argspec import (
-    client_from_params,
     connection_argument_spec,
     connection_required_together,
+    run_registry_module,
 )
-from ansible_collections.dockyard.registry.plugins.module_utils._copy import (
-    CopyJob,
-    execute,
-    parse_platform,
-    plan_copies,
-    select_tags,
-)
-from ansible_collections.dockyard.registry.plugins.module_utils._errors import (
-    InvalidInput,
-    NotFound,
-    RegistryError,
-)
-from ansible_collections.dockyard.registry.plugins.module_utils._reference import (
-    ImageReference,
-    parse_registry,
-    validate_repository,
-    validate_tag,
-)
-
-REPOSITORY_KEYS = ("name", "tags", "tag_regex", "exclude_regex", "semver", "latest", "destination")
+from ansible_collections.dockyard.registry.plugins.module_utils._sync import registry_sync
 
 
 def argument_spec() -> dict:
@@ -325,168 +312,12 @@ def argument_spec() -> dict:
     return spec
 
 
-def normalise_repositories(items: list, prefix) -> list:
-    """Each item as a dict with every key, names validated."""
-    result = []
-    for index, item in enumerate(items):
-        if isinstance(item, str):
-            item = {"name": item}
-        if not isinstance(item, dict):
-            raise InvalidInput("repositories[%d] must be a repository name or a dictionary" % index)
-        unknown = sorted(set(item) - set(REPOSITORY_KEYS))
-        if unknown:
-            raise InvalidInput("repositories[%d] has unknown keys %s; allowed: %s"
-                               % (index, ", ".join(unknown), ", ".join(REPOSITORY_KEYS)))
-        if not item.get("name"):
-            raise InvalidInput("repositories[%d] needs a name" % index)
-        entry = dict((key, item.get(key)) for key in REPOSITORY_KEYS)
-        entry["name"] = validate_repository(str(entry["name"]))
-        destination = str(entry["destination"] or entry["name"])
-        if prefix:
-            destination = "%s/%s" % (prefix.strip("/"), destination)
-        entry["destination"] = validate_repository(destination)
-        if entry["tags"] is not None:
-            if not isinstance(entry["tags"], list):
-                raise InvalidInput("repositories[%d].tags must be a list" % index)
-            entry["tags"] = [validate_tag(str(t)) for t in entry["tags"]]
-        if entry["latest"] is not None:
-            try:
-                entry["latest"] = int(entry["latest"])
-            except (TypeError, ValueError):
-                raise InvalidInput("repositories[%d].latest must be an integer" % index)
-        for key in ("tag_regex", "exclude_regex", "semver"):
-            if entry[key] is not None:
-                entry[key] = str(entry[key])
-        # validate filters early, with the item named
-        try:
-            select_tags([], entry["tag_regex"], entry["exclude_regex"], entry["semver"], entry["latest"])
-        except InvalidInput as exc:
-            raise InvalidInput("repositories[%d] (%s): %s" % (index, entry["name"], exc))
-        result.append(entry)
-    return result
-
-
-class RegistrySync:
-    def __init__(self, params: dict, check_mode: bool = False, diff: bool = False) -> None:
-        self.params = params
-        self.check_mode = check_mode
-        self.diff = diff
-
-    def run(self) -> dict:
-        started = time.monotonic()
-        params = self.params
-        concurrency = params["concurrency"]
-        if concurrency < 1:
-            raise InvalidInput("concurrency must be 1 or more")
-        platforms = params["platforms"] or ["all"]
-        if "all" in platforms:
-            platforms = "all"
-        else:
-            for platform in platforms:
-                parse_platform(platform)
-        src_registry = parse_registry(params["source_registry"])
-        dst_registry = parse_registry(params["destination_registry"])
-        repositories = normalise_repositories(params["repositories"], params["destination_prefix"])
-        src = client_from_params(params, src_registry, "source_")
-        dst = client_from_params(params, dst_registry, "destination_")
-
-        listing_failures = []
-        selections = self._select(repositories, src, dst, listing_failures, concurrency)
-        jobs = []
-        prune = []
-        seen = {}
-        for entry, tags, dst_tags in selections:
-            for tag in tags:
-                destination = ImageReference(dst_registry, entry["destination"], tag)
-                source = ImageReference(src_registry, entry["name"], tag)
-                key = str(destination)
-                if key in seen and seen[key] != str(source):
-                    raise InvalidInput("%s would receive both %s and %s; give one of them another destination"
-                                       % (key, seen[key], source))
-                if key not in seen:
-                    seen[key] = str(source)
-                    jobs.append(CopyJob(source, destination))
-            if params["prune"] and dst_tags:
-                selected = set(tags)
-                prune.extend(ImageReference(dst_registry, entry["destination"], t)
-                             for t in dst_tags if t not in selected)
-
-        plan = plan_copies(jobs, lambda r: src, lambda r: dst, platforms=platforms, prune=prune,
-                           concurrency=concurrency)
-        stop_early = params["fail_fast"] and listing_failures
-        result = execute(plan, concurrency=concurrency, fail_fast=params["fail_fast"],
-                         check_mode=self.check_mode or bool(stop_early))
-        if stop_early:
-            result.copied, result.pruned = [], []
-        output = result.as_dict()
-        # "failed" and "skipped" are task status keys for Ansible: a list there would mark the task
-        output["failed_images"] = listing_failures + output.pop("failed")
-        output["skipped_images"] = output.pop("skipped")
-        output["duration"] = round(time.monotonic() - started, 3)
-        output["changed"] = result.changed
-        if self.diff:
-            before, after = {}, {}
-            for planned in plan.copies:
-                if planned.reference in result.copied:
-                    before[planned.reference] = planned.destination_digest
-                    after[planned.reference] = planned.source_digest
-            for planned in plan.prunes:
-                ref = str(planned.reference)
-                if ref in result.pruned:
-                    before[ref] = planned.digest
-                    after[ref] = None
-            output["diff"] = {"before": before, "after": after}
-        return output
-
-    def _select(self, repositories: list, src, dst, failures: list, concurrency: int) -> list:
-        """``[(entry, selected tags, destination tags or None)]``; listing errors go to ``failures``."""
-        prune = self.params["prune"]
-
-        def one(entry):
-            try:
-                tags = entry["tags"] if entry["tags"] is not None else src.tags(entry["name"])
-                selected = select_tags(tags, entry["tag_regex"], entry["exclude_regex"], entry["semver"],
-                                       entry["latest"])
-            except RegistryError as exc:
-                return entry, None, None, exc
-            dst_tags = None
-            if prune:
-                try:
-                    dst_tags = dst.tags(entry["destination"])
-                except NotFound:
-                    dst_tags = []
-                except RegistryError as exc:
-                    return entry, selected, None, exc
-            return entry, selected, dst_tags, None
-
-        workers = max(1, min(concurrency, len(repositories)))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            answers = list(pool.map(one, repositories))
-        selections = []
-        for entry, selected, dst_tags, error in answers:
-            if error is not None:
-                failures.append({"reference": "%s/%s" % (self.params["source_registry"], entry["name"]),
-                                 "error": str(error), "error_kind": error.kind})
-                if selected is None:
-                    continue
-            selections.append((entry, selected, dst_tags))
-        return selections
-
-
 def main() -> None:
     required_together = connection_required_together("source_") + connection_required_together("destination_")
     module = AnsibleModule(argument_spec=argument_spec(), required_together=required_together,
                            supports_check_mode=True)
-    try:
-        result = RegistrySync(module.params, check_mode=module.check_mode, diff=module._diff).run()
-    except RegistryError as err:
-        module.fail_json(**err.to_result())
-    failed = result["failed_images"]
-    if failed:
-        first = failed[0]
-        module.fail_json(msg="%d image(s) failed to sync; first: %s: %s"
-                         % (len(failed), first["reference"], first["error"]), **result)
-    module.exit_json(**result)
+    ok, result = run_registry_module(module, registry_sync)
+    (module.exit_json if ok else module.fail_json)(**result)
 
 
 if __name__ == "__main__":

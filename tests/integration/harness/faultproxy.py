@@ -22,11 +22,17 @@ resets the counters and statistics; unknown keys are an error):
   digest, send the full ``Content-Length`` but close the connection after half the body;
 * ``"max_faults": N`` -- stop injecting after N faults in total (0 = no limit);
 * ``"path_regex": "..."`` and ``"methods": ["GET", ...]`` -- which requests count as
-  matching for 429/503 (default: every proxied request).
+  matching for 429/503 (default: every proxied request);
+* ``"malformed": MODE`` -- answer every request whose path matches ``"malformed_path_regex"``
+  (default ``/manifests/``) the way a proxy, a login page or a broken registry does:
+  ``html`` (200, an HTML login page), ``not_json`` (200, a manifest Content-Type and a body
+  that is not JSON, with its own correct Docker-Content-Digest), ``content_type`` (the real
+  answer with ``Content-Type: text/html``), ``digest`` (the real answer to a GET with a
+  Docker-Content-Digest that is not the body's), ``redirect_loop`` (307 to itself).
 
 ``DELETE /__faults__`` turns every fault off (and resets the statistics);
 ``GET /__faults__`` returns the configuration; ``GET /__faults__/stats`` returns
-``{"requests", "matched", "429", "503", "cut", "cut_digests", "faults": [last 200
+``{"requests", "matched", "429", "503", "cut", "cut_digests", "malformed", "faults": [last 200
 {"kind", "method", "path"}]}``.
 
 The count is over requests in arrival order, so a single client sees the same faults
@@ -36,6 +42,7 @@ on every run; with N == 1 every request fails, which a retrying client never sur
 from __future__ import annotations
 
 import argparse
+import hashlib
 import http.client
 import json
 import re
@@ -63,7 +70,13 @@ DEFAULTS: dict[str, t.Any] = {
     "max_faults": 0,
     "path_regex": None,
     "methods": None,
+    "malformed": None,
+    "malformed_path_regex": None,
 }
+MALFORMED = ("html", "not_json", "content_type", "digest", "redirect_loop")
+HTML_PAGE = (b"<!DOCTYPE html>\n<html><head><title>Sign in - Corporate Proxy</title></head>"
+             b"<body><form action=\"/login\">Please sign in to continue</form></body></html>\n")
+NOT_JSON = b"\xff\xfe this is not a manifest"
 
 
 class FaultState:
@@ -73,11 +86,13 @@ class FaultState:
         self.lock = threading.Lock()
         self.config: dict[str, t.Any] = dict(DEFAULTS)
         self._regex: re.Pattern[str] | None = None
+        self._malformed_regex = re.compile("/manifests/")
         self.reset()
 
     def reset(self) -> None:
         self.stats: dict[str, t.Any] = {
-            "requests": 0, "matched": 0, "429": 0, "503": 0, "cut": 0, "cut_digests": [], "faults": [],
+            "requests": 0, "matched": 0, "429": 0, "503": 0, "cut": 0, "cut_digests": [], "malformed": 0,
+            "faults": [],
         }
 
     def configure(self, new: dict[str, t.Any]) -> dict[str, t.Any]:
@@ -89,10 +104,14 @@ class FaultState:
         for key in ("429_every", "503_every", "max_faults"):
             if not isinstance(config[key], int) or config[key] < 0:
                 raise ValueError("%s must be an integer >= 0" % key)
+        if config["malformed"] is not None and config["malformed"] not in MALFORMED:
+            raise ValueError("malformed must be one of %s" % ", ".join(MALFORMED))
         regex = re.compile(config["path_regex"]) if config["path_regex"] else None
+        malformed_regex = re.compile(config["malformed_path_regex"] or "/manifests/")
         with self.lock:
             self.config = config
             self._regex = regex
+            self._malformed_regex = malformed_regex
             self.reset()
         return config
 
@@ -124,6 +143,17 @@ class FaultState:
                     self._record(str(status), method, path)
                     return status
         return None
+
+    def malformed(self, method: str, path: str) -> str | None:
+        """The malformed-answer mode for this request, or None; counts it."""
+        with self.lock:
+            mode = self.config["malformed"]
+            if not mode or not self._malformed_regex.search(path.split("?", 1)[0]):
+                return None
+            if mode == "digest" and method != "GET":
+                return None
+            self._record("malformed", method, path)
+            return mode
 
     def cut_blob(self, method: str, path: str) -> bool:
         """Whether to cut this blob body short (first GET of each digest only)."""
@@ -255,6 +285,12 @@ class ProxyHandler(BaseHTTPRequestHandler):
             self._send_json(status, {"errors": [{"code": code, "message": "injected by the dockyard-it fault proxy"}]},
                             headers)
             return
+        mode = self.faults.malformed(self.command, self.path)
+        if mode in ("html", "not_json", "redirect_loop"):
+            for _data in self._body_chunks():
+                pass
+            self._send_malformed(mode)
+            return
         try:
             response = self._forward()
         except (OSError, http.client.HTTPException) as exc:
@@ -263,7 +299,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
             self._send_json(502, {"errors": [{"code": "UNAVAILABLE", "message": "upstream: %s" % exc}]})
             return
         try:
-            self._relay(response)
+            self._relay(response, mode)
         finally:
             if self._conn is not None and not response.isclosed():
                 self._drop_upstream()
@@ -299,14 +335,41 @@ class ProxyHandler(BaseHTTPRequestHandler):
                     raise
         raise ConnectionError("unreachable")
 
-    def _relay(self, response: http.client.HTTPResponse) -> None:
+    def _send_malformed(self, mode: str) -> None:
+        """The whole answer of a proxy, a login page or a broken registry (see ``malformed``)."""
+        if mode == "redirect_loop":
+            self.send_response(307)
+            self.send_header("Location", self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if mode == "html":
+            body, headers = HTML_PAGE, {"Content-Type": "text/html; charset=utf-8"}
+        else:
+            body = NOT_JSON
+            headers = {"Content-Type": "application/vnd.oci.image.manifest.v1+json",
+                       "Docker-Content-Digest": "sha256:" + hashlib.sha256(body).hexdigest()}
+        self.send_response(200)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _relay(self, response: http.client.HTTPResponse, mode: str | None = None) -> None:
         cut = response.status == 200 and self.faults.cut_blob(self.command, self.path)
         length = response.getheader("Content-Length")
         bodiless = self.command == "HEAD" or response.status in (204, 304) or 100 <= response.status < 200
+        rewrite: dict[str, str] = {}
+        if mode == "content_type":
+            rewrite["content-type"] = "text/html; charset=utf-8"
+        elif mode == "digest":
+            rewrite["docker-content-digest"] = "sha256:" + hashlib.sha256(b"not this body").hexdigest()
         self.send_response_only(response.status, response.reason)
         for name, value in response.getheaders():
             if name.lower() not in HOP_BY_HOP:
-                self.send_header(name, value)
+                self.send_header(name, rewrite.get(name.lower(), value))
         chunked_out = not bodiless and length is None
         if chunked_out:
             self.send_header("Transfer-Encoding", "chunked")

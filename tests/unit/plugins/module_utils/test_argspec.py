@@ -26,17 +26,29 @@ def documented(fragment: str) -> dict:
     return yaml.safe_load(fragment)["options"]
 
 
-@pytest.mark.parametrize("fragment,prefixes", [
-    (ModuleDocFragment.DOCUMENTATION, [""]),
-    (ModuleDocFragment.SOURCE_DESTINATION, ["source_", "destination_"]),
+COMMON = ("config_path", "timeout", "retries")
+
+
+@pytest.mark.parametrize("fragment,prefix", [
+    (ModuleDocFragment.DOCUMENTATION, ""),
+    (ModuleDocFragment.SOURCE, "source_"),
+    (ModuleDocFragment.DESTINATION, "destination_"),
 ])
-def test_fragment_matches_argspec(fragment, prefixes):
-    spec = {}
-    for prefix in prefixes:
-        spec.update(connection_argument_spec(prefix))
-    # "registry" is documented by each module (its default and requiredness differ).
+def test_fragment_matches_argspec(fragment, prefix):
+    spec = connection_argument_spec(prefix)
+    # "registry" is documented by each module (its default and requiredness differ), COMMON by its own part.
     spec.pop("registry", None)
-    docs = documented(fragment)
+    for name in COMMON:
+        spec.pop(name)
+    assert_documented(documented(fragment), spec)
+
+
+def test_common_fragment_matches_argspec():
+    spec = connection_argument_spec()
+    assert_documented(documented(ModuleDocFragment.COMMON), dict((name, spec[name]) for name in COMMON))
+
+
+def assert_documented(docs, spec):
     assert sorted(docs) == sorted(spec)
     for name, option in spec.items():
         doc = docs[name]
@@ -44,6 +56,18 @@ def test_fragment_matches_argspec(fragment, prefixes):
         assert doc.get("default") == option.get("default"), name
         assert bool(doc.get("required")) == bool(option.get("required")), name
         assert doc.get("description"), name
+
+
+def test_the_three_sides_say_the_same_but_for_the_prefix():
+    sides = [(documented(ModuleDocFragment.DOCUMENTATION), "", "registry"),
+             (documented(ModuleDocFragment.SOURCE), "source_", "source registry"),
+             (documented(ModuleDocFragment.DESTINATION), "destination_", "destination registry")]
+    plain = json.dumps(sides[0][0], sort_keys=True)
+    for docs, prefix, words in sides[1:]:
+        text = json.dumps(docs, sort_keys=True).replace(words, "registry")
+        for name in sides[0][0]:
+            text = text.replace(prefix + name, name)
+        assert text == plain
 
 
 def test_secrets_are_no_log():

@@ -11,7 +11,6 @@ Nothing sleeps for real: the client gets a fake ``sleep``/clock that records the
 from __future__ import annotations
 
 import base64
-import hashlib
 import http.client
 import http.server
 import io
@@ -28,17 +27,19 @@ import pytest
 
 from ansible_collections.dockyard.registry.plugins.module_utils._auth import Credentials
 from ansible_collections.dockyard.registry.plugins.module_utils._client import (
+    RegistryClient,
+    RetryStats,
+    parse_retry_after,
+)
+from ansible_collections.dockyard.registry.plugins.module_utils._manifest import (
     DOCKER_MANIFEST,
     MANIFEST_MEDIA_TYPES,
     OCI_INDEX,
     OCI_MANIFEST,
-    ConnectionDropped,
-    HttpTransport,
-    ManifestDescriptor,
-    RegistryClient,
-    parse_retry_after,
+    Descriptor,
     sha256_digest,
 )
+from ansible_collections.dockyard.registry.plugins.module_utils._transport import ConnectionDropped, HttpTransport
 from ansible_collections.dockyard.registry.plugins.module_utils._errors import (
     Denied,
     DigestMismatch,
@@ -60,7 +61,6 @@ from ansible_collections.dockyard.registry.tests.unit.plugins.module_utils.fake_
     registry_error,
 )
 from ansible_collections.dockyard.registry.tests.unit.plugins.registry_process import (
-    free_port,
     htpasswd_auth,
     running_registry,
 )
@@ -147,7 +147,7 @@ def test_bearer_flow_reuses_the_token_for_the_same_scope():
          .expect("HEAD", BASE + "/v2/app/manifests/1", head_ok())
          .expect("HEAD", BASE + "/v2/app/manifests/2", head_ok()))
     client, _clock = make_client(t, Credentials("alice", PASSWORD))
-    assert client.manifest_head("app", "1") == ManifestDescriptor(MANIFEST_DIGEST, OCI_MANIFEST, len(MANIFEST))
+    assert client.manifest_head("app", "1") == Descriptor(MANIFEST_DIGEST, OCI_MANIFEST, len(MANIFEST))
     assert client.manifest_head("app", "2").digest == MANIFEST_DIGEST
     token_query = parse_qs(urlsplit(t.requests[1].url).query)
     assert token_query["scope"] == ["repository:app:pull"]
@@ -455,9 +455,9 @@ ERROR_CASES = [
      ["bad or missing credentials for reg.example.com", "reg.example.com/app:1"]),
     ("manifest_put", ("app", "1", MANIFEST, OCI_MANIFEST), "PUT",
      registry_error(400, "MANIFEST_BLOB_UNKNOWN", "blob unknown to registry"), InvalidInput,
-     ["refused to push reg.example.com/app:1 (HTTP 400)", "MANIFEST_BLOB_UNKNOWN"]),
+     ["refused to push reg.example.com/app:1 (HTTP 400 to PUT /v2/app/manifests/1)", "MANIFEST_BLOB_UNKNOWN"]),
     ("manifest_get", ("app", "1"), "GET", FakeResponse(501, {}, b""), ServerError,
-     ["reg.example.com failed to read reg.example.com/app:1 (HTTP 501)"]),
+     ["reg.example.com failed to read reg.example.com/app:1 (HTTP 501 to GET /v2/app/manifests/1)"]),
 ]
 
 
@@ -499,7 +499,7 @@ def test_manifest_head_without_digest_header_computes_it_from_a_get():
          .expect("HEAD", BASE + "/v2/app/manifests/1", FakeResponse(200, {"Content-Type": OCI_MANIFEST}))
          .expect("GET", BASE + "/v2/app/manifests/1", manifest_ok(digest=None)))
     client, _clock = make_client(t)
-    assert client.manifest_head("app", "1") == ManifestDescriptor(MANIFEST_DIGEST, OCI_MANIFEST, len(MANIFEST))
+    assert client.manifest_head("app", "1") == Descriptor(MANIFEST_DIGEST, OCI_MANIFEST, len(MANIFEST))
     for request in t.requests:
         accept = request.header("Accept")
         assert all(media_type in accept for media_type in MANIFEST_MEDIA_TYPES)
@@ -551,6 +551,169 @@ def test_manifest_put_under_a_wrong_digest_is_refused_locally():
     client, _clock = make_client(FakeTransport())
     with pytest.raises(DigestMismatch):
         client.manifest_put("app", sha256_digest(b"other"), MANIFEST, OCI_MANIFEST)
+
+
+# --- retries are counted -------------------------------------------------------------------------
+
+def test_retries_are_counted_with_their_statuses_and_waits():
+    stats = RetryStats()
+    t = (FakeTransport()
+         .expect("GET", BASE + "/v2/", registry_error(503, "UNAVAILABLE", "busy"))
+         .expect("GET", BASE + "/v2/", registry_error(429, "TOOMANYREQUESTS", "slow down", {"Retry-After": "2"}))
+         .expect("GET", BASE + "/v2/", socket.timeout("timed out"))
+         .expect("GET", BASE + "/v2/", ok()))
+    client, clock = make_client(t, retry_stats=stats)
+    client.ping()
+    assert stats.as_dict() == {"count": 3, "statuses": {"429": 1, "503": 1}, "network_errors": 1,
+                               "waited": round(sum(clock.sleeps), 3)}
+    assert 2.0 in clock.sleeps
+    warning = stats.warning()
+    assert "3 request(s) to reg.example.com were retried" in warning
+    assert "HTTP 429 x1, HTTP 503 x1, connection errors x1" in warning
+
+
+def test_a_dropped_keepalive_connection_is_not_a_retry():
+    stats = RetryStats()
+    t = (FakeTransport()
+         .expect("GET", BASE + "/v2/", ConnectionDropped("closed"))
+         .expect("GET", BASE + "/v2/", ok()))
+    client, _clock = make_client(t, retry_stats=stats)
+    client.ping()
+    assert stats.count == 0 and stats.warning() is None
+
+
+def test_token_requests_are_retried_by_the_same_loop_and_counted():
+    stats = RetryStats()
+    t = (FakeTransport()
+         .expect("GET", BASE + "/v2/", challenge())
+         .expect("GET", REALM, registry_error(503, "UNAVAILABLE", "busy"))
+         .expect("GET", REALM, token())
+         .expect("GET", BASE + "/v2/", ok()))
+    client, _clock = make_client(t, Credentials("alice", PASSWORD), retry_stats=stats)
+    client.ping()
+    assert stats.as_dict()["statuses"] == {"503": 1}
+
+
+def test_a_token_server_that_stays_down_is_reported_after_the_retries():
+    t = FakeTransport().expect("GET", BASE + "/v2/", challenge())
+    for _attempt in range(3):
+        t.expect("GET", REALM, registry_error(503, "UNAVAILABLE", "busy"))
+    client, _clock = make_client(t, Credentials("alice", PASSWORD), retries=2)
+    with pytest.raises(ServerError, match="answered HTTP 503 to a token request"):
+        client.ping()
+    assert client.retry_stats.count == 2
+
+
+def test_clients_share_one_stats_object():
+    stats = RetryStats()
+    for host in ("a.example", "b.example"):
+        t = (FakeTransport()
+             .expect("GET", "https://%s/v2/" % host, registry_error(502, "UNAVAILABLE", "bad gateway"))
+             .expect("GET", "https://%s/v2/" % host, ok()))
+        clock = FakeClock()
+        RegistryClient(parse_registry(host), transport=t, sleep=clock.sleep, clock=clock,
+                       retry_stats=stats).ping()
+    assert stats.count == 2 and stats.registries == ["a.example", "b.example"]
+
+
+# --- answers that are not what a registry sends --------------------------------------------------
+
+def test_a_blob_redirect_loop_is_named():
+    t = FakeTransport()
+    t.expect("GET", BASE + "/v2/app/blobs/", FakeResponse(307, {"Location": "/v2/app/blobs/x"}))
+    t.expect("GET", BASE + "/v2/app/blobs/x", FakeResponse(307, {"Location": "/v2/app/blobs/" + BLOB_DIGEST}))
+    client, _clock = make_client(t)
+    with pytest.raises(ServerError) as info:
+        client.blob_get("app", BLOB_DIGEST)
+    assert "answered GET /v2/app/blobs/%s with a redirect loop" % BLOB_DIGEST in str(info.value)
+
+
+def test_too_many_redirects_are_a_loop_too():
+    t = FakeTransport()
+    for number in range(6):
+        t.expect("GET", BASE + "/v2/app/blobs/", FakeResponse(302, {"Location": "/v2/app/blobs/r%d?X-Sig=SECRET" % number}))
+    client, _clock = make_client(t)
+    with pytest.raises(ServerError, match="redirect loop \\(6 redirects, the last to https://reg.example.com/v2/app/blobs/r5\\)"):
+        client.blob_get("app", BLOB_DIGEST)
+
+
+def test_a_manifest_request_that_is_redirected_says_so():
+    t = FakeTransport().expect("GET", BASE + "/v2/app/manifests/1",
+                               FakeResponse(302, {"Location": "https://sso.example.com/login?next=x"}))
+    client, _clock = make_client(t)
+    with pytest.raises(ServerError) as info:
+        client.manifest_get("app", "1")
+    assert "answered GET /v2/app/manifests/1 with a redirect (HTTP 302 to https://sso.example.com/login)" \
+        in str(info.value)
+    assert "next=x" not in str(info.value)
+
+
+def test_a_head_that_answers_html_falls_back_to_the_get_which_says_what_is_wrong():
+    page = b"<html><body>Sign in</body></html>"
+    t = (FakeTransport()
+         .expect("HEAD", BASE + "/v2/app/manifests/1", FakeResponse(200, {"Content-Type": "text/html",
+                                                                          "Content-Length": str(len(page))}))
+         .expect("GET", BASE + "/v2/app/manifests/1", ok(page, {"Content-Type": "text/html"})))
+    client, _clock = make_client(t)
+    with pytest.raises(ServerError) as info:
+        client.manifest_head("app", "1")
+    assert "reg.example.com answered GET /v2/app/manifests/1 with an HTML page" in str(info.value)
+
+
+def test_a_head_with_a_generic_type_takes_the_type_from_the_get():
+    index = json.dumps({"schemaVersion": 2, "manifests": []}).encode()
+    t = (FakeTransport()
+         .expect("HEAD", BASE + "/v2/app/manifests/1", FakeResponse(200, {
+             "Content-Type": "application/json", "Docker-Content-Digest": sha256_digest(index),
+             "Content-Length": str(len(index))}))
+         .expect("GET", BASE + "/v2/app/manifests/1", ok(index, {"Content-Type": "application/json"})))
+    client, _clock = make_client(t)
+    assert client.manifest_head("app", "1") == Descriptor(sha256_digest(index), OCI_INDEX, len(index))
+
+
+def test_a_manifest_by_digest_with_another_docker_content_digest_is_refused():
+    t = FakeTransport().expect("GET", BASE + "/v2/app/manifests/" + MANIFEST_DIGEST,
+                               manifest_ok(digest=sha256_digest(b"other")))
+    client, _clock = make_client(t)
+    with pytest.raises(DigestMismatch, match="but its Docker-Content-Digest says"):
+        client.manifest_get("app", MANIFEST_DIGEST)
+
+
+def test_a_blob_whose_length_contradicts_the_manifest_is_refused():
+    t = FakeTransport().expect("GET", BASE + "/v2/app/blobs/", ok(BLOB))
+    client, _clock = make_client(t)
+    with pytest.raises(DigestMismatch, match="with %d bytes, but the manifest says 10" % len(BLOB)):
+        client.blob_open("app", BLOB_DIGEST, 10)
+    assert t.responses[0].closed
+
+
+@pytest.mark.parametrize("body, text", [
+    (b"<html>Sign in</html>", "a body that is not JSON (Content-Type text/html): is a proxy"),
+    (b'["a", "b"]', "JSON that is not an object (a list)"),
+    (b'{"tags": "latest"}', "'tags' that is not a list of names"),
+    (b'{"tags": [1, 2]}', "'tags' that is not a list of names"),
+])
+def test_a_tag_list_that_is_not_one_is_a_server_error(body, text):
+    t = FakeTransport().expect("GET", BASE + "/v2/app/tags/list", ok(body, {"Content-Type": "text/html"}
+                                                                     if body.startswith(b"<") else None))
+    client, _clock = make_client(t)
+    with pytest.raises(ServerError) as info:
+        client.tags("app")
+    assert "reg.example.com answered GET /v2/app/tags/list with " + text in str(info.value)
+
+
+def test_a_null_tag_list_is_empty():
+    t = FakeTransport().expect("GET", BASE + "/v2/app/tags/list", ok(b'{"name": "app", "tags": null}'))
+    client, _clock = make_client(t)
+    assert client.tags("app") == []
+
+
+def test_an_html_error_page_is_called_one():
+    t = FakeTransport().expect("GET", BASE + "/v2/app/manifests/1",
+                               FakeResponse(502, {"Content-Type": "text/html"}, b"<html>Bad Gateway</html>"))
+    client, _clock = make_client(t, retries=0)
+    with pytest.raises(ServerError, match="the answer is an HTML page, not the registry's JSON"):
+        client.manifest_get("app", "1")
 
 
 # --- blobs ---------------------------------------------------------------------------------------
@@ -736,134 +899,9 @@ def test_digest_invalid_on_upload_is_a_digest_mismatch():
     assert "does not match its digest" in str(exc.value)
 
 
-# --- TLS settings --------------------------------------------------------------------------------
-
-def test_unreadable_ca_cert_is_invalid_input(tmp_path):
-    with pytest.raises(InvalidInput) as exc:
-        RegistryClient(parse_registry("reg.example.com"), ca_cert=str(tmp_path / "missing.crt"))
-    assert "missing.crt" in str(exc.value)
-    bogus = tmp_path / "bogus.crt"
-    bogus.write_text("not a certificate")
-    with pytest.raises(InvalidInput):
-        RegistryClient(parse_registry("reg.example.com"), ca_cert=str(bogus))
-    with pytest.raises(InvalidInput):
-        RegistryClient(parse_registry("reg.example.com"), client_key=str(bogus))
-
-
-# --- HttpTransport against a real local HTTP server ----------------------------------------------
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-    connections = []  # type: list
-    drop_after_response = False
-
-    def setup(self):
-        super().setup()
-        type(self).connections.append(self.client_address)
-
-    def log_message(self, *args):
-        pass
-
-    def _answer(self, body):
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Content-Type", "application/octet-stream")
-        self.end_headers()
-        self.wfile.write(body)
-        if type(self).drop_after_response:
-            # close without "Connection: close", as a server does with an idle keep-alive connection
-            self.close_connection = True
-
-    def do_GET(self):
-        size = int(parse_qs(urlsplit(self.path).query).get("size", ["2"])[0])
-        self._answer(b"x" * size)
-
-    def do_PUT(self):
-        length = int(self.headers["Content-Length"])
-        digest = hashlib.sha256()
-        while length:
-            chunk = self.rfile.read(min(length, 65536))
-            digest.update(chunk)
-            length -= len(chunk)
-        self._answer(digest.hexdigest().encode())
-
-
-@pytest.fixture
-def http_server():
-    _Handler.connections = []
-    _Handler.drop_after_response = False
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield "http://127.0.0.1:%d" % server.server_address[1]
-    server.shutdown()
-    server.server_close()
-
-
 def _plain_client(url, **kwargs):
     clock = FakeClock()
     return RegistryClient(parse_registry(url), sleep=clock.sleep, clock=clock, **kwargs), clock
-
-
-def test_http_transport_keeps_one_connection_per_thread(http_server):
-    client, _clock = _plain_client(http_server)
-    for _i in range(20):
-        client.ping()
-    assert len(_Handler.connections) == 1
-
-    def worker():
-        for _i in range(5):
-            client.ping()
-
-    threads = [threading.Thread(target=worker) for _i in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(_Handler.connections) == 3  # one more per worker thread
-
-
-def test_http_transport_reconnects_when_the_server_dropped_the_connection(http_server):
-    _Handler.drop_after_response = True
-    client, clock = _plain_client(http_server)
-    for _i in range(5):
-        client.ping()
-    assert clock.sleeps == []
-    assert len(_Handler.connections) == 5
-
-
-def test_http_transport_discards_a_half_read_connection_and_reuses_a_drained_one(http_server):
-    transport = HttpTransport()
-    response = transport.request("GET", http_server + "/x?size=100000", {}, None, 10)
-    assert len(response.read(10)) == 10
-    response.close()
-    response = transport.request("GET", http_server + "/x?size=10", {}, None, 10)
-    assert response.read() == b"x" * 10
-    response.close()
-    response = transport.request("GET", http_server + "/x?size=10", {}, None, 10)
-    response.read()
-    response.close()
-    assert len(_Handler.connections) == 2
-    transport.close()
-
-
-def test_http_transport_streams_an_upload_body(http_server):
-    data = os.urandom(3 * 1024 * 1024 + 3)
-    transport = HttpTransport()
-    response = transport.request("PUT", http_server + "/up", {"Content-Length": str(len(data))},
-                                 io.BytesIO(data), 10)
-    assert response.read().decode() == hashlib.sha256(data).hexdigest()
-    response.close()
-
-
-def test_connection_refused_for_real():
-    port = free_port()
-    client, clock = _plain_client("http://127.0.0.1:%d" % port, retries=2)
-    with pytest.raises(Unreachable) as exc:
-        client.ping()
-    assert "the registry is unreachable at http://127.0.0.1:%d" % port in str(exc.value)
-    assert clock.sleeps == []  # nothing ever answered there: no point in waiting
 
 
 # --- a real distribution registry ----------------------------------------------------------------
@@ -915,7 +953,7 @@ def test_real_registry_round_trip(real_registry):
     layer = os.urandom(2 * 1024 * 1024 + 1)
     manifest, digest = _push_image(client, "team/app", "v1", layer)
     assert digest == sha256_digest(manifest)
-    assert client.manifest_head("team/app", "v1") == ManifestDescriptor(digest, OCI_MANIFEST, len(manifest))
+    assert client.manifest_head("team/app", "v1") == Descriptor(digest, OCI_MANIFEST, len(manifest))
     fetched = client.manifest_get("team/app", digest)
     assert fetched.raw == manifest  # byte-exact, so the digest is preserved
     assert client.blob_head("team/app", sha256_digest(layer)) == len(layer)
@@ -1122,24 +1160,6 @@ def test_https_goes_through_the_proxy_from_the_environment(tls_registry, monkeyp
         assert len(proxy.targets) == 1
     finally:
         proxy.stop()
-
-
-def test_plain_http_is_sent_to_the_proxy_with_the_absolute_url(http_server, monkeypatch):
-    for name in ("no_proxy", "NO_PROXY", "HTTPS_PROXY", "HTTP_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("http_proxy", "http://user:proxy-SECRET@" + http_server.replace("http://", ""))
-    paths = []
-    original = _Handler.do_GET
-
-    def recording_get(handler):
-        paths.append((handler.path, handler.headers.get("Proxy-Authorization")))
-        original(handler)
-
-    monkeypatch.setattr(_Handler, "do_GET", recording_get)
-    client, _clock = _plain_client("http://registry.invalid:5000")
-    client.ping()
-    assert paths[0][0] == "http://registry.invalid:5000/v2/"
-    assert paths[0][1] == "Basic " + base64.b64encode(b"user:proxy-SECRET").decode()
 
 
 class _TokenHandler(http.server.BaseHTTPRequestHandler):

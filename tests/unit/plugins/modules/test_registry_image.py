@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.dockyard.registry.plugins.modules import registry_image
+from ansible_collections.dockyard.registry.plugins.module_utils import _docker_engine, _image
 from ansible_collections.dockyard.registry.plugins.module_utils._errors import MissingLibrary, NotFound
-from ansible_collections.dockyard.registry.tests.unit.plugins.module_utils.test_copy import FakeRegistry
+from ansible_collections.dockyard.registry.plugins.modules import registry_image
+from ansible_collections.dockyard.registry.tests.unit.plugins.module_utils.fake_registry import FakeRegistry
 
 HOST = "reg.example:5000"
 OTHER = "other.example:5000"
@@ -26,13 +27,13 @@ def params(**overrides):
 @pytest.fixture
 def regs(monkeypatch):
     regs = {HOST: FakeRegistry(HOST), OTHER: FakeRegistry(OTHER)}
-    monkeypatch.setattr(registry_image, "client_from_params",
-                        lambda _params, registry, prefix="": regs[registry.host].client())
+    monkeypatch.setattr(_image, "client_from_params",
+                        lambda _params, registry, prefix="", retry_stats=None: regs[registry.host].client())
     return regs
 
 
 def run(check_mode=False, diff=False, **kwargs):
-    return registry_image.RegistryImage(params(**kwargs), check_mode=check_mode, diff=diff).run()
+    return _image.RegistryImage(params(**kwargs), check_mode=check_mode, diff=diff).run()
 
 
 def test_copy_in_the_same_registry_mounts_and_tags(regs):
@@ -70,7 +71,7 @@ def test_delete_refuses_shared_digest_then_force(regs):
     digest = reg.add_image("app", "1.0", [b"x"])
     reg.tags["app"]["stable"] = digest
     other = reg.add_image("app", "2.0", [b"y"])
-    with pytest.raises(registry_image.SharedDigest) as info:
+    with pytest.raises(_image.SharedDigest) as info:
         run(name=HOST + "/app:1.0", state="absent")
     assert info.value.tags == ["stable"]
     assert reg.tags["app"]["1.0"] == digest
@@ -85,14 +86,14 @@ def test_delete_refuses_shared_digest_then_force(regs):
 def test_delete_by_digest_counts_every_tag(regs):
     reg = regs[HOST]
     digest = reg.add_image("app", "1.0", [b"x"])
-    with pytest.raises(registry_image.SharedDigest) as info:
+    with pytest.raises(_image.SharedDigest) as info:
         run(name=HOST + "/app@" + digest, state="absent")
     assert info.value.tags == ["1.0"]
 
 
 def test_push_and_pull_need_the_docker_sdk(regs, monkeypatch):
     regs[HOST].add_image("app", "1.0", [b"x"])
-    monkeypatch.setattr(registry_image, "docker", None)
+    monkeypatch.setattr(_docker_engine, "docker", None)
     with pytest.raises(MissingLibrary):
         run(name=HOST + "/app:1.0", pull=True)
     with pytest.raises(MissingLibrary):

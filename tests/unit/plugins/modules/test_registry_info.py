@@ -19,6 +19,7 @@ import pytest
 
 from ansible_collections.dockyard.registry.plugins.module_utils._client import RegistryClient
 from ansible_collections.dockyard.registry.plugins.module_utils._reference import parse_registry
+from ansible_collections.dockyard.registry.plugins.module_utils._info import RegistryInfo
 from ansible_collections.dockyard.registry.plugins.modules import registry_info
 from ansible_collections.dockyard.registry.tests.unit.plugins.modules.utils import run_module as run_main
 from ansible_collections.dockyard.registry.tests.unit.plugins.registry_process import running_registry
@@ -117,14 +118,14 @@ def test_catalog_follows_pagination(content):
     page = urllib.request.urlopen(content["registry"] + "/v2/_catalog?n=1")  # nosec B310
     assert 'rel="next"' in page.headers["Link"]
     client = RegistryClient(registry, page_size=1)
-    assert registry_info.RegistryInfo(client, registry).run(None, None)["repositories"] == ["team/app", "team/many"]
+    assert RegistryInfo(client, registry).run(None, None)["repositories"] == ["team/app", "team/many"]
 
 
 def test_all_tags(content):
     # distribution 2.8.2 sends every tag in one answer whatever n is (it does not page tags/list).
     registry = parse_registry(content["registry"])
     client = RegistryClient(registry, page_size=10)
-    result = registry_info.RegistryInfo(client, registry).run("team/many", None)
+    result = RegistryInfo(client, registry).run("team/many", None)
     assert sorted(result["tags"]) == ["t%02d" % n for n in range(25)]
 
 

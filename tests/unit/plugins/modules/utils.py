@@ -14,6 +14,7 @@ import types
 import pytest
 
 from ansible.module_utils import basic
+from ansible.module_utils.common import warnings as ansible_warnings
 
 __all__ = ["Run", "patch_module_args", "run_module"]
 
@@ -43,11 +44,23 @@ class Run:
     def failed(self) -> bool:
         return bool(self.result.get("failed"))
 
+    @property
+    def warnings(self) -> list:
+        """The warning texts (ansible-core 2.19 returns them as dicts with an event)."""
+        texts = []
+        for warning in self.result.get("warnings", []):
+            if isinstance(warning, dict):
+                warning = warning.get("event", warning).get("msg", "")
+            texts.append(warning)
+        return texts
+
 
 def run_module(capsys, module: types.ModuleType, check_mode: bool = False, diff: bool = False, **args) -> Run:
     """Runs ``module.main()`` with ``args`` (plus the check/diff mode flags) and returns its
     exit code, parsed JSON result and raw stdout (to look for leaked secrets in)."""
     module_args = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
+    # warnings are process-global; a second run in one test must not see the first one's
+    ansible_warnings._global_warnings.clear()
     capsys.readouterr()
     with patch_module_args(module_args):
         with pytest.raises(SystemExit) as exc:
