@@ -141,7 +141,7 @@ def client_from_params(params: dict, registry: Registry, prefix: str = "", crede
     )
 
 
-def run_registry_module(module: Any, work: Callable[..., dict]) -> tuple[bool, dict]:
+def run_registry_module(module: Any, work: Callable[..., dict], report_retries: bool = True) -> tuple[bool, dict]:
     """What a registry module's ``main()`` does between parsing and exiting, in one place.
 
     Checks the numeric options' ranges, runs the module's backend
@@ -149,9 +149,11 @@ def run_registry_module(module: Any, work: Callable[..., dict]) -> tuple[bool, d
     and returns ``(ok, fields)``: the keyword arguments for ``exit_json`` when
     ``ok``, else for ``fail_json`` - which ``main()`` calls itself (no module_utils file fails the
     module). Every result gets ``retries``, and a warning when anything was retried (as
-    community.hashi_vault does), success or not. A RegistryError is the failure it describes; a
-    result with ``failed: true`` (registry_sync with failed images) is a failure too; any other
-    exception is a bug, said as one, with its traceback in ``exception``.
+    community.hashi_vault does), success or not - unless ``report_retries`` is false (a module
+    that sends no retried registry requests, such as registry_backend_check). A RegistryError is
+    the failure it describes; a result with ``failed: true`` (registry_sync with failed images)
+    is a failure too; any other exception is a bug, said as one, with its traceback in ``exception``.
+    A backend's ``warnings`` (a list of texts in its result) become ``module.warn()`` calls.
     """
     stats = RetryStats()
     try:
@@ -168,6 +170,10 @@ def run_registry_module(module: Any, work: Callable[..., dict]) -> tuple[bool, d
         return False, {"msg": "unexpected error (a bug in dockyard.registry, please report it): %s: %s"
                               % (type(exc).__name__, exc),
                        "error_kind": "internal", "exception": traceback.format_exc()}
+    for warning in fields.pop("warnings", None) or []:  # a backend's own (exit_json must not get them)
+        module.warn(warning)
+    if not report_retries:
+        return ok, fields
     warning = stats.warning()
     if warning:
         module.warn(warning)

@@ -19,22 +19,27 @@ messages name the service, the cause and the fix, never a secret:
 * :func:`check_redis` authenticates, selects the database and sends ``PING``;
 * :func:`check_upstream` reads the upstream's ``/v2/`` challenge: distribution 2.8.2's proxy
   authenticates only to Bearer token upstreams, so a Basic challenge is refused here.
+
+:func:`registry_backend_check` is the module's work: parameters in, result out. HTTP goes
+through :mod:`_transport` (TLS contexts, proxies from the environment), challenges through
+:mod:`_auth`.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime
 import hashlib
 import hmac
 import http.client
 import json
+import os
 import re
 import socket
 import ssl
-import typing as t
+from typing import Any, BinaryIO, Callable, Mapping, NamedTuple
 from urllib.parse import quote, urlencode, urlsplit
 
+from ansible_collections.dockyard.registry.plugins.module_utils._auth import basic_authorization, parse_challenge
 from ansible_collections.dockyard.registry.plugins.module_utils._errors import (
     Denied,
     InvalidInput,
@@ -46,6 +51,7 @@ from ansible_collections.dockyard.registry.plugins.module_utils._errors import (
     Unreachable,
     Unsupported,
 )
+from ansible_collections.dockyard.registry.plugins.module_utils._transport import HttpTransport, tls_context
 
 __all__ = [
     "S3Credentials",
@@ -53,35 +59,19 @@ __all__ = [
     "check_s3",
     "check_upstream",
     "find_s3_credentials",
-    "parse_challenge",
+    "registry_backend_check",
     "s3_request_url",
     "sign_v4",
-    "ssl_context",
 ]
 
 IMDS = "169.254.169.254"
 
 
-class S3Credentials(t.NamedTuple):
+class S3Credentials(NamedTuple):
     access_key: str
     secret_key: str
     session_token: str = ""
     source: str = "options"
-
-
-def ssl_context(ca_certs: t.Sequence[str] = (), skip_verify: bool = False) -> ssl.SSLContext:
-    """The system's CAs plus ``ca_certs`` (PEM files), or no verification at all."""
-    context = ssl.create_default_context()
-    if skip_verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        return context
-    for path in ca_certs:
-        try:
-            context.load_verify_locations(cafile=path)
-        except (OSError, ssl.SSLError) as exc:
-            raise InvalidInput("The CA certificate file %s cannot be used: %s." % (path, exc))
-    return context
 
 
 def _cap(text: str) -> str:
@@ -89,23 +79,16 @@ def _cap(text: str) -> str:
 
 
 def _request(url: str, method: str = "GET", headers: dict | None = None, context: ssl.SSLContext | None = None,
-             timeout: float = 10, what: str = "") -> tuple[int, dict, bytes]:
-    """One HTTP request; answers (status, lower-cased headers, body) for any status."""
-    parts = urlsplit(url)
-    what = what or parts.netloc
-    if parts.scheme == "https":
-        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-            parts.hostname or "", parts.port, timeout=timeout, context=context)
-    else:
-        conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout)
-    path = parts.path or "/"
-    if parts.query:
-        path += "?" + parts.query
+             timeout: float = 10, what: str = "", use_proxies: bool = True) -> tuple[int, Callable, bytes]:
+    """One HTTP request; answers (status, its getheader, the body's first 64 KiB) for any status."""
+    transport = HttpTransport(context, use_proxies=use_proxies)
+    what = what or urlsplit(url).netloc
     try:
-        conn.request(method, path, headers=headers or {})
-        response = conn.getresponse()
-        body = response.read(65536)
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, body
+        response = transport.request(method, url, headers or {}, None, timeout)
+        try:
+            return response.status, response.getheader, response.read(65536)
+        finally:
+            response.close()
     except ssl.SSLError as exc:
         raise TLSError("TLS to %s failed: %s." % (what, getattr(exc, "reason", None) or exc),
                        hint="Give the CA that signed its certificate (ca_cert), or check the address.")
@@ -113,7 +96,7 @@ def _request(url: str, method: str = "GET", headers: dict | None = None, context
         raise Unreachable("%s cannot be reached: %s." % (_cap(what), exc),
                           hint="Check the address and port, and that it answers from this host.")
     finally:
-        conn.close()
+        transport.close()
 
 
 # ---- S3 ---------------------------------------------------------------------
@@ -180,16 +163,17 @@ def _imds_credentials(timeout: float) -> S3Credentials | None:
     """Instance-profile credentials through IMDSv2, or None when there is no metadata service."""
     try:
         status, _h, token = _request("http://%s/latest/api/token" % IMDS, "PUT",
-                                     {"X-aws-ec2-metadata-token-ttl-seconds": "60"}, timeout=timeout)
+                                     {"X-aws-ec2-metadata-token-ttl-seconds": "60"}, timeout=timeout,
+                                     use_proxies=False)
         if status != 200:
             return None
         auth = {"X-aws-ec2-metadata-token": token.decode("ascii", "replace")}
         base = "http://%s/latest/meta-data/iam/security-credentials/" % IMDS
-        status, _h, roles = _request(base, headers=auth, timeout=timeout)
+        status, _h, roles = _request(base, headers=auth, timeout=timeout, use_proxies=False)
         role = roles.decode("utf-8", "replace").strip().splitlines()[0] if status == 200 and roles.strip() else ""
         if not role:
             return None
-        status, _h, body = _request(base + role, headers=auth, timeout=timeout)
+        status, _h, body = _request(base + role, headers=auth, timeout=timeout, use_proxies=False)
         data = json.loads(body.decode("utf-8")) if status == 200 else {}
     except (RegistryError, ValueError):
         return None
@@ -199,7 +183,7 @@ def _imds_credentials(timeout: float) -> S3Credentials | None:
                          "instance profile")
 
 
-def find_s3_credentials(access_key: str, secret_key: str, environ: t.Mapping[str, str],
+def find_s3_credentials(access_key: str, secret_key: str, environ: Mapping[str, str],
                         imds_timeout: float = 1.0) -> S3Credentials | None:
     """The credentials the registry would use: the options, else the environment, else the
     instance profile (the S3 driver's own order). None when there are none to check with."""
@@ -227,7 +211,7 @@ def check_s3(bucket: str, region: str, endpoint: str, credentials: S3Credentials
     where = "the S3 bucket %s at %s" % (bucket, endpoint or "AWS (%s)" % region)
     now = now or datetime.datetime.now(datetime.timezone.utc)
     headers = sign_v4("GET", url, region, "s3", credentials, now)
-    status, answer_headers, body = _request(url, headers=headers, context=context, timeout=timeout, what=where)
+    status, header, body = _request(url, headers=headers, context=context, timeout=timeout, what=where)
     text = body.decode("utf-8", "replace")
     match = _S3_CODE.search(text)
     code = match.group(1) if match else ""
@@ -246,7 +230,7 @@ def check_s3(bucket: str, region: str, endpoint: str, credentials: S3Credentials
     if code in ("PermanentRedirect", "AuthorizationHeaderMalformed", "IllegalLocationConstraintException") or \
             status == 301:
         found = _S3_REGION.search(text)
-        other = found.group(1) if found else answer_headers.get("x-amz-bucket-region", "another region")
+        other = found.group(1) if found else header("x-amz-bucket-region", "another region")
         raise InvalidInput("%s is not in region %s but in %s (%s)." % (_cap(where), region, other, code or status),
                            status=status, hint="Set the S3 region to the bucket's region.")
     if code == "AccessDenied" or status == 403:
@@ -266,7 +250,7 @@ def _resp_command(*words: str) -> bytes:
     return b"".join(out)
 
 
-def _resp_read(stream: t.BinaryIO) -> t.Any:
+def _resp_read(stream: BinaryIO) -> Any:
     """One RESP reply: a str for +, an Exception-like tuple ('-', msg) for -, int, bytes, list."""
     line = stream.readline()
     if not line.endswith(b"\r\n"):
@@ -304,12 +288,12 @@ def check_redis(address: str, password: str = "", db: int = 0, timeout: float = 
     try:
         stream = sock.makefile("rwb")
 
-        def ask(*words: str) -> t.Any:
+        def ask(*words: str) -> Any:
             stream.write(_resp_command(*words))
             stream.flush()
             return _resp_read(stream)
 
-        def refuse_denied(answer: t.Any) -> None:
+        def refuse_denied(answer: Any) -> None:
             if isinstance(answer, tuple) and answer[1].startswith("DENIED"):
                 raise Denied("Redis at %s refuses connections from this host: it runs in protected mode (no password "
                              "set, only loopback clients)." % address,
@@ -351,27 +335,20 @@ def check_redis(address: str, password: str = "", db: int = 0, timeout: float = 
 
 # ---- pull-through upstream --------------------------------------------------
 
-def parse_challenge(header: str) -> tuple[str, dict]:
-    """``Bearer realm="x",service="y"`` -> ("bearer", {"realm": "x", "service": "y"})."""
-    scheme, _sep, rest = header.strip().partition(" ")
-    params = dict((k.lower(), v) for k, v in re.findall(r'([A-Za-z]+)="([^"]*)"', rest))
-    return scheme.lower(), params
-
-
 def check_upstream(url: str, username: str = "", password: str = "", context: ssl.SSLContext | None = None,
                    timeout: float = 10) -> dict:
     """What a pull-through cache would meet at ``url``; raise when 2.8.2's proxy cannot use it."""
     base = url.rstrip("/")
     if not re.match(r"^https?://[^/]+$", base):
         raise InvalidInput("The upstream %r is not a registry URL like https://host[:port]." % url)
-    status, headers, _body = _request(base + "/v2/", context=context, timeout=timeout,
-                                      what="the upstream registry %s" % base)
+    status, header, _body = _request(base + "/v2/", context=context, timeout=timeout,
+                                     what="the upstream registry %s" % base)
     if status == 200:
         return {"url": base, "auth": "none"}
     if status != 401:
         raise ServerError("The upstream registry %s answered %d to GET /v2/; a registry answers 200 or 401."
                           % (base, status), status=status, hint="Check that the URL names a registry.")
-    scheme, params = parse_challenge(headers.get("www-authenticate", ""))
+    scheme, params = parse_challenge(header("www-authenticate", ""))
     if scheme == "basic":
         raise Unsupported(
             "The upstream registry %s asks for Basic (htpasswd) auth. The pull-through cache of registry 2.8.2 "
@@ -385,8 +362,7 @@ def check_upstream(url: str, username: str = "", password: str = "", context: ss
     query = urlencode([("service", params.get("service", ""))])
     headers_out = {}
     if username:
-        raw = ("%s:%s" % (username, password)).encode("utf-8")
-        headers_out["Authorization"] = "Basic " + base64.b64encode(raw).decode("ascii")
+        headers_out["Authorization"] = basic_authorization(username, password)
     status, _h, _body = _request(params["realm"] + ("&" if "?" in params["realm"] else "?") + query,
                                  headers=headers_out, context=context, timeout=timeout,
                                  what="the upstream's token server %s" % params["realm"])
@@ -395,4 +371,40 @@ def check_upstream(url: str, username: str = "", password: str = "", context: ss
                            status=status, hint="Fix the pull-through cache's username and password.")
     if status != 200:
         raise ServerError("The upstream's token server %s answered %d." % (params["realm"], status), status=status)
+    return result
+
+
+# ---- the module -------------------------------------------------------------
+
+def registry_backend_check(params: dict, **_run: Any) -> dict:
+    """registry_backend_check's result for its parameters (what ``run_registry_module`` calls; it
+    only reads, so check mode changes nothing). Warnings go in ``warnings``."""
+    result: dict = {"changed": False}
+    warnings = []
+    timeout = params["timeout"]
+    s3 = params["s3"]
+    if s3:
+        credentials = find_s3_credentials(s3["access_key"], s3["secret_key"], os.environ)
+        if credentials is None:
+            warnings.append("No S3 credentials were given and none were found in the environment or an instance "
+                            "profile: the bucket %s was not checked." % s3["bucket"])
+            result["s3"] = {"checked": False, "bucket": s3["bucket"]}
+        else:
+            context = tls_context(not s3["skip_verify"], params["ca_cert"])
+            result["s3"] = dict(check_s3(s3["bucket"], s3["region"], s3["endpoint"], credentials,
+                                         s3["root_directory"], s3["secure"], context, timeout), checked=True)
+    redis = params["redis"]
+    if redis:
+        found = check_redis(redis["address"], redis["password"], redis["db"], timeout)
+        if found["maxmemory_policy"] and found["maxmemory_policy"] != "allkeys-lru":
+            warnings.append("Redis at %s has maxmemory-policy %s; the registry's cache wants allkeys-lru (set it in "
+                            "redis.conf), or a full Redis refuses new entries."
+                            % (redis["address"], found["maxmemory_policy"]))
+        result["redis"] = found
+    upstream = params["upstream"]
+    if upstream:
+        result["upstream"] = check_upstream(upstream["url"], upstream["username"], upstream["password"],
+                                            tls_context(True, params["ca_cert"]), timeout)
+    if warnings:
+        result["warnings"] = warnings
     return result

@@ -109,20 +109,13 @@ options:
     elements: path
     default: []
   timeout:
-    description: Seconds to wait for each connection and answer.
+    description: Seconds to wait for each connection and answer; more than V(0), at most V(3600).
     type: float
     default: 10
 extends_documentation_fragment:
   - dockyard.registry.attributes
-attributes:
-  check_mode:
-    support: full
-    details: The module only reads, so it runs the same in check mode.
-  diff_mode:
-    support: N/A
-    details: The module never changes anything.
-  idempotent:
-    support: full
+  - dockyard.registry.attributes.ACTIONGROUP_NONE
+  - dockyard.registry.attributes.READ_ONLY
 notes:
   - The checks run from the target host. A registry in a container on Docker's default bridge does not reach the
     host's C(127.0.0.1); the role refuses loopback addresses for S3 and Redis for that reason.
@@ -212,18 +205,10 @@ upstream:
   sample: {url: https://registry-1.docker.io, auth: bearer, realm: https://auth.docker.io/token, service: registry.docker.io}
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dockyard.registry.plugins.module_utils._backends import (
-    check_redis,
-    check_s3,
-    check_upstream,
-    find_s3_credentials,
-    ssl_context,
-)
-from ansible_collections.dockyard.registry.plugins.module_utils._errors import RegistryError
+from ansible_collections.dockyard.registry.plugins.module_utils._argspec import run_registry_module
+from ansible_collections.dockyard.registry.plugins.module_utils._backends import registry_backend_check
 
 
 def argument_spec() -> dict:
@@ -253,44 +238,10 @@ def argument_spec() -> dict:
     )
 
 
-def run(module: AnsibleModule) -> dict:
-    params = module.params
-    result: dict = {"changed": False}
-    timeout = params["timeout"]
-    if params["s3"]:
-        s3 = params["s3"]
-        credentials = find_s3_credentials(s3["access_key"], s3["secret_key"], os.environ)
-        if credentials is None:
-            module.warn("No S3 credentials were given and none were found in the environment or an instance "
-                        "profile: the bucket %s was not checked." % s3["bucket"])
-            result["s3"] = {"checked": False, "bucket": s3["bucket"]}
-        else:
-            context = ssl_context(params["ca_cert"], s3["skip_verify"])
-            found = check_s3(s3["bucket"], s3["region"], s3["endpoint"], credentials, s3["root_directory"],
-                             s3["secure"], context, timeout)
-            found["checked"] = True
-            result["s3"] = found
-    if params["redis"]:
-        redis = params["redis"]
-        found = check_redis(redis["address"], redis["password"], redis["db"], timeout)
-        if found["maxmemory_policy"] and found["maxmemory_policy"] != "allkeys-lru":
-            module.warn("Redis at %s has maxmemory-policy %s; the registry's cache wants allkeys-lru (set it in "
-                        "redis.conf), or a full Redis refuses new entries." % (redis["address"], found["maxmemory_policy"]))
-        result["redis"] = found
-    if params["upstream"]:
-        upstream = params["upstream"]
-        result["upstream"] = check_upstream(upstream["url"], upstream["username"], upstream["password"],
-                                            ssl_context(params["ca_cert"]), timeout)
-    return result
-
-
 def main() -> None:
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    try:
-        result = run(module)
-    except RegistryError as err:
-        module.fail_json(**err.to_result())
-    module.exit_json(**result)
+    ok, result = run_registry_module(module, registry_backend_check, report_retries=False)
+    (module.exit_json if ok else module.fail_json)(**result)
 
 
 if __name__ == "__main__":
