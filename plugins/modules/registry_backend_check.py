@@ -120,8 +120,11 @@ notes:
   - The checks run from the target host. A registry in a container on Docker's default bridge does not reach the
     host's C(127.0.0.1); the role refuses loopback addresses for S3 and Redis for that reason.
 seealso:
-  - role: dockyard.registry.registry
-    description: Deploys registries on S3 with a Redis cache, and pull-through caches, after this check.
+  - name: Role dockyard.registry.registry
+    description: >-
+      Deploys registries on S3 with a Redis cache, and pull-through caches, after this check
+      (C(ansible-doc -t role dockyard.registry.registry)).
+    link: https://example.invalid/dockyard/registry/-/blob/main/roles/registry/README.md
   - name: Registry configuration reference (storage, redis, proxy)
     description: What the registry does with these services.
     link: https://distribution.github.io/distribution/about/configuration/

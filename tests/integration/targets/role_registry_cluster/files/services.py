@@ -65,7 +65,7 @@ def _stop(workdir: str, name: str) -> None:
         return
     try:
         os.kill(pid, signal.SIGTERM)
-        for _ in range(50):
+        for _attempt in range(50):
             os.kill(pid, 0)
             time.sleep(0.1)
         os.kill(pid, signal.SIGKILL)
