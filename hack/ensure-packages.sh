@@ -4,7 +4,7 @@
 # ShellCheck (ansible-test sanity skips its shellcheck test without it), and the runtimes
 # the registry_client role configures: containerd (with ctr; docker.io already depends on
 # it, so the engine's own containerd is never replaced) and podman (without recommends:
-# the test runs it as root with its own storage).
+# the test runs it as root with its own storage). WITH_BROWSER=1 adds headless Chromium.
 set -euo pipefail
 missing=()
 command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
@@ -14,6 +14,12 @@ command -v ctr >/dev/null 2>&1 || missing+=(containerd)
 lean=()
 command -v podman >/dev/null 2>&1 || lean+=(podman)
 [ "${WITH_HYPERFINE:-0}" = 1 ] && { command -v hyperfine >/dev/null 2>&1 || missing+=(hyperfine); }
+# make docs-test: Debian's headless Chromium (the browser without its desktop parts) loads the
+# rendered documentation site.
+if [ "${WITH_BROWSER:-0}" = 1 ] && ! command -v chromium-headless-shell >/dev/null 2>&1 \
+    && ! command -v chromium >/dev/null 2>&1; then
+  lean+=(chromium-headless-shell)
+fi
 if [ $((${#missing[@]} + ${#lean[@]})) -gt 0 ]; then
   printf '==> installing Debian packages: %s\n' "${missing[*]} ${lean[*]}" >&2
   if [ "$(id -u)" != 0 ]; then
