@@ -65,9 +65,10 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     with open(os.path.join(context, "_build", "requirements.yml"), encoding="utf-8") as f:
         requirements = yaml.safe_load(f)
     collections = os.path.join(work, "collections")
+    # --force: the same version is already installed where ANSIBLE_COLLECTIONS_PATH points (make install).
     for entry in requirements["collections"]:
         local = entry["name"].replace("/tmp/dockyard/", os.path.join(context, "_build", "dockyard") + "/")
-        run([os.path.join(BIN, "ansible-galaxy"), "collection", "install", "--no-deps", "-p", collections, local],
+        run([os.path.join(BIN, "ansible-galaxy"), "collection", "install", "--no-deps", "--force", "-p", collections, local],
             cwd=work)
     # Galaxy would bring the dependencies: take the same collections from the ansible package.
     source = ansible_package_collections()
