@@ -140,7 +140,7 @@ class Pages:
             bang, label, target = match.groups()
             if re.match(r"^[a-z][a-z0-9+.-]*:", target) or target.startswith("#"):
                 return match.group(0)
-            path, _, anchor = target.partition("#")
+            path, anchor = (target.split("#", 1) + [""])[:2]
             resolved = os.path.normpath(os.path.join(src_dir, path))
             if resolved in self.pages:
                 new = os.path.relpath(self.pages[resolved], page_dir or ".")

@@ -73,7 +73,7 @@ class Browser:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise BrowserError("Chromium did not answer within %.0f s" % self.timeout)
-            ready, _, _ = select.select([self._from_browser], [], [], remaining)
+            ready = select.select([self._from_browser], [], [], remaining)[0]
             if not ready:
                 continue
             chunk = os.read(self._from_browser, 65536)

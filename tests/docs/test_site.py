@@ -87,7 +87,7 @@ def crawl() -> dict[str, Any]:
                 facts["examples"] = browser.evaluate(EXAMPLES_FACTS)
             pages[rel] = facts
             for href in facts["links"]:
-                target, _ = urldefrag(href)
+                target = urldefrag(href)[0]
                 if not target.startswith("file://"):
                     continue
                 path = unquote(urlsplit(target).path)
