@@ -413,7 +413,8 @@ class Diagnosis:
             image = image.with_tag("latest")
         self.image = image
         self.registry = image.registry
-        detail = "%s is %s" % (given_image, image)
+        detail = ("%s (as the docker CLI reads it)" % image) if str(image) == given_image else (
+            "%s is %s" % (given_image, image))
         if self.registry.scheme == "http":
             detail += " (plain HTTP)"
         if notes:
@@ -699,20 +700,24 @@ class Diagnosis:
         if certs_d:
             sources.append(("certs_d", certs_d, True, ", ".join(certs_d)))
         trusted_by = None
-        first_reason, first_code = None, None
+        codes: list[int | None] = []
+        last_reason = None
         for kind, cafiles, system, label in ([] if old_protocol else sources):
             ok, reason, code = self._verify_with(cafiles, system)
             if ok:
                 trusted_by = (kind, cafiles, label)
                 break
-            if first_reason is None:
-                first_reason, first_code = reason, code
+            codes.append(code)
+            last_reason = reason
         if trusted_by is None and not old_protocol:
-            what = _VERIFY_CODES.get(first_code or -1, first_reason or "does not verify")
+            # the most specific store (given CA, certs.d) tried last says the most
+            what = _VERIFY_CODES.get(codes[-1] if codes and codes[-1] is not None else -1,
+                                     last_reason or "does not verify")
             if self_signed:
                 what = "self-signed"
             tried = ", ".join(label for _k, _f, _s, label in sources)
-            if first_code not in (9, 10):
+            # an expired or not-yet-valid certificate is said above; the chain is otherwise fine
+            if not any(code in (9, 10) for code in codes):
                 problems.append("the certificate chain does not verify (%s) against %s" % (what, tried))
                 fixes.append("give the registry's CA as ca_cert here, and to the engines with %s (ca_cert)"
                              % ROLE_FIX)
@@ -763,10 +768,14 @@ class Diagnosis:
 
     # 5 ---------------------------------------------------------------------------------------
 
+    def _validating(self) -> bool:
+        """Whether later requests verify TLS: only when the tls check verified the certificate."""
+        return self.found.trust in ("system", "ca_cert", "certs_d") and self._untrusted is None
+
     def _client(self, credentials: Credentials | None) -> RegistryClient:
         assert self.registry is not None
         registry = Registry(self.registry.host, self.found.scheme)
-        validate = self.found.trust in ("system", "ca_cert", "certs_d")
+        validate = self._validating()
         ca = self.found.trust_ca if validate else None
         retries = self.params.get("retries")
         return RegistryClient(
@@ -781,7 +790,7 @@ class Diagnosis:
 
     def check_api(self) -> bool:
         assert self.registry is not None
-        validate = self.found.trust in ("system", "ca_cert", "certs_d")
+        validate = self._validating()
         context = None
         if self.found.scheme == "https":
             context = tls_context(validate, self.found.trust_ca if validate else None,
@@ -845,7 +854,7 @@ class Diagnosis:
             return ("the token realm %r is not a URL" % realm, "fix auth.token.realm in the registry's configuration")
         context = None
         if parts.scheme == "https":
-            validate = self.found.trust in ("system", "ca_cert", "certs_d")
+            validate = self._validating()
             context = tls_context(validate, self.found.trust_ca if validate else None)
         transport = HttpTransport(context)
         try:
@@ -1099,7 +1108,8 @@ class Diagnosis:
         return None
 
     def _engines(self) -> list[str]:
-        wanted = list(self.params.get("runtimes") or ["auto"])
+        given = self.params.get("runtimes")
+        wanted = ["auto"] if given is None else list(given)
         if "auto" not in wanted:
             return [r for r in ("docker", "containerd", "podman") if r in wanted]
         found = []
@@ -1261,6 +1271,9 @@ class Diagnosis:
             self.add("engines", "skip", "the checks above could not find out how the registry must be trusted")
             return
         engines = self._engines()
+        if self.params.get("runtimes") == []:
+            self.add("engines", "skip", "not checked (runtimes is empty)")
+            return
         if not engines:
             self.add("engines", "skip", "no Docker, containerd or Podman/skopeo/buildah/CRI-O found on this host")
             return
