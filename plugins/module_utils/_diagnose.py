@@ -36,7 +36,7 @@ import subprocess
 import tempfile
 import time
 from email.utils import parsedate_to_datetime
-from typing import Any, Callable
+from typing import Callable
 from urllib.parse import urlsplit
 from urllib.request import getproxies, proxy_bypass
 
@@ -59,7 +59,6 @@ from ansible_collections.dockyard.registry.plugins.module_utils._errors import (
     InvalidInput,
     NotFound,
     RegistryError,
-    TLSError,
     Unauthorized,
 )
 from ansible_collections.dockyard.registry.plugins.module_utils._reference import (
@@ -256,7 +255,8 @@ def _toml_load(text: str, path: str) -> dict | None:
         return None
     try:
         return _toml.loads(text)
-    except Exception:  # pylint: disable=broad-except - tomllib and tomli raise their own error classes
+    except Exception:  # pylint: disable=broad-except
+        # tomllib and tomli raise their own error classes
         return None
 
 
@@ -315,7 +315,6 @@ class Diagnosis:
                 self.add(name, "skip", reason)
 
     def _hostport(self) -> tuple[str, int]:
-        assert self.registry is not None
         parts = urlsplit(self.registry.base_url)
         port = parts.port or (443 if self.registry.scheme == "https" else 80)
         return parts.hostname or "", port
@@ -386,9 +385,10 @@ class Diagnosis:
             status = "warn"
             notes.append("docker does not take a scheme in an image reference (%s://...: 'invalid reference "
                          "format')" % scheme_given)
-            fix = ("write %s without %s://%s" % (image, scheme_given,
-                                                  " and mark %s insecure on the engine (%s, insecure: true)"
-                                                  % (image.registry.host, ROLE_FIX) if scheme_given == "http" else ""))
+            insecure = ""
+            if scheme_given == "http":
+                insecure = " and mark %s insecure on the engine (%s, insecure: true)" % (image.registry.host, ROLE_FIX)
+            fix = "write %s without %s://%s" % (image, scheme_given, insecure)
             image = ImageReference(Registry(image.registry.host, scheme_given), image.repository, image.tag,
                                    image.digest)
         first = text.split("/", 1)[0]
@@ -500,10 +500,13 @@ class Diagnosis:
 
     def check_connect(self) -> bool:
         host, port = self._hostport()
-        env_names = ["%s=%s" % (k, _redact_url(v) if k.lower().endswith("s_proxy") or k.lower() == "http_proxy"
-                                 else v)
-                     for k, v in sorted((self._environ if self._environ is not None else os.environ).items())
-                     if k.lower() in ("https_proxy", "http_proxy", "no_proxy", "all_proxy") and v]
+        environ = self._environ if self._environ is not None else os.environ
+        env_names = []
+        for key, value in sorted(environ.items()):
+            if key.lower() in ("https_proxy", "http_proxy", "all_proxy") and value:
+                env_names.append("%s=%s" % (key, _redact_url(value)))
+            elif key.lower() == "no_proxy" and value:
+                env_names.append("%s=%s" % (key, value))
         proxy_note = ("proxy variables here: %s" % ", ".join(env_names)) if env_names else "no proxy variables set"
         if self.found.proxy:
             try:
@@ -571,7 +574,6 @@ class Diagnosis:
             sock.close()
 
     def _certs_d_cas(self, directory: str) -> list[str]:
-        assert self.registry is not None
         return sorted(glob.glob(os.path.join(directory, self.registry.host, "*.crt")))
 
     def _verify_with(self, cafiles: list[str] | None, system: bool) -> tuple[bool, str | None, int | None]:
@@ -609,7 +611,6 @@ class Diagnosis:
             return False, str(exc)
 
     def check_tls(self) -> bool:
-        assert self.registry is not None
         host, port = self._hostport()
         if self.registry.scheme == "http":
             self.found.scheme = "http"
@@ -674,14 +675,14 @@ class Diagnosis:
         if expires is not None:
             facts.append("valid until %s" % time.strftime("%Y-%m-%d", time.gmtime(expires)))
             if expires < now:
-                problems.append("the certificate expired on %s" % time.strftime("%Y-%m-%d %H:%M UTC",
-                                                                                 time.gmtime(expires)))
+                problems.append("the certificate expired on %s"
+                                % time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(expires)))
                 fixes.append("renew the registry's certificate (the dockyard.registry.registry role re-issues it "
                              "when it nears expiry)")
             elif expires - now < EXPIRY_WARNING_DAYS * 86400:
                 warnings.append("the certificate expires in %d days" % int((expires - now) // 86400))
                 fixes.append("renew the registry's certificate before %s"
-                              % time.strftime("%Y-%m-%d", time.gmtime(expires)))
+                             % time.strftime("%Y-%m-%d", time.gmtime(expires)))
         if starts is not None and starts > now:
             problems.append("the certificate is not valid before %s (is this host's clock behind?)"
                             % time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(starts)))
@@ -773,7 +774,6 @@ class Diagnosis:
         return self.found.trust in ("system", "ca_cert", "certs_d") and self._untrusted is None
 
     def _client(self, credentials: Credentials | None) -> RegistryClient:
-        assert self.registry is not None
         registry = Registry(self.registry.host, self.found.scheme)
         validate = self._validating()
         ca = self.found.trust_ca if validate else None
@@ -789,7 +789,6 @@ class Diagnosis:
         )
 
     def check_api(self) -> bool:
-        assert self.registry is not None
         validate = self._validating()
         context = None
         if self.found.scheme == "https":
@@ -908,7 +907,6 @@ class Diagnosis:
     # 7 ---------------------------------------------------------------------------------------
 
     def _credential_source(self) -> tuple[str, Credentials | None]:
-        assert self.registry is not None
         params = self.params
         if params.get("username") or params.get("password"):
             if not (params.get("username") and params.get("password")):
@@ -933,7 +931,6 @@ class Diagnosis:
         return "none: no username/password options and nothing for %s in %s" % (self.registry.config_key, path), None
 
     def check_credentials(self) -> bool:
-        assert self.registry is not None
         try:
             source, creds = self._credential_source()
         except RegistryError as exc:
@@ -1037,7 +1034,6 @@ class Diagnosis:
 
     def _missing_repository(self, image: ImageReference) -> bool:
         client = self.found.client
-        assert client is not None
         repository = image.repository
         self.found.pulled = True
         near: list[str] = []
@@ -1130,7 +1126,6 @@ class Diagnosis:
         return bool(addresses) and all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addresses)
 
     def _docker(self, wanted: str) -> tuple[bool, str]:
-        assert self.registry is not None
         host = self.registry.host
         path = self.params.get("docker_daemon_json") or "/etc/docker/daemon.json"
         text = _read_text(path)
@@ -1171,7 +1166,6 @@ class Diagnosis:
                                                    host)
 
     def _containerd(self, wanted: str) -> tuple[bool, str]:
-        assert self.registry is not None
         host = self.registry.host
         certs_dir = self.params.get("containerd_certs_dir") or "/etc/containerd/certs.d"
         notes = []
@@ -1231,7 +1225,6 @@ class Diagnosis:
         return ok, text
 
     def _podman(self, wanted: str) -> tuple[bool, str]:
-        assert self.registry is not None
         host = self.registry.host
         root = self.params.get("containers_dir") or "/etc/containers"
         if wanted == "system":
@@ -1261,9 +1254,8 @@ class Diagnosis:
             return True, "podman: %s marks %s insecure" % (insecure_in, host)
         if wanted == "insecure":
             return False, "podman: no registries.conf(.d) entry marks %s insecure" % host
-        return False, "podman: no CA for %s in %s/certs.d or %s" % (host, root,
-                                                                   self.params.get("docker_certs_dir")
-                                                                   or "/etc/docker/certs.d")
+        docker_dir = self.params.get("docker_certs_dir") or "/etc/docker/certs.d"
+        return False, "podman: no CA for %s in %s/certs.d or %s" % (host, root, docker_dir)
 
     def check_engines(self) -> None:
         wanted = self._wanted()
