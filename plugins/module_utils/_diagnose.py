@@ -47,6 +47,7 @@ from ansible_collections.dockyard.registry.plugins.module_utils._argspec import 
 )
 from ansible_collections.dockyard.registry.plugins.module_utils._auth import Credentials, parse_challenge
 from ansible_collections.dockyard.registry.plugins.module_utils._client import RegistryClient, RetryStats
+from ansible_collections.dockyard.registry.plugins.module_utils._client_config import find_command
 from ansible_collections.dockyard.registry.plugins.module_utils._docker_config import (
     default_config_path,
     find_credentials,
@@ -108,7 +109,6 @@ _VERIFY_CODES = {
     9: "not yet valid", 10: "expired", 18: "self-signed", 19: "self-signed CA in the chain not trusted",
     20: "signed by an unknown CA", 21: "signed by an unknown CA", 62: "name mismatch", 64: "IP address mismatch",
 }
-_SEARCH_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 
 
 class Check:
@@ -233,12 +233,6 @@ def _cert_names(cert: dict) -> list[str]:
 
 def _dn(cert: dict, key: str) -> tuple:
     return tuple(tuple(rdn) for rdn in cert.get(key, ()))
-
-
-def _find_command(name: str) -> str | None:
-    path = os.environ.get("PATH", "")
-    extra = [d for d in _SEARCH_PATH if d not in path.split(os.pathsep)]
-    return shutil.which(name, path=os.pathsep.join([p for p in [path] + extra if p]))
 
 
 def _read_text(path: str) -> str | None:
@@ -1109,12 +1103,12 @@ class Diagnosis:
         if "auto" not in wanted:
             return [r for r in ("docker", "containerd", "podman") if r in wanted]
         found = []
-        if _find_command("dockerd") or _find_command("docker") or os.path.exists(
+        if find_command("dockerd") or find_command("docker") or os.path.exists(
                 self.params.get("docker_daemon_json") or "/etc/docker/daemon.json"):
             found.append("docker")
-        if _find_command("containerd"):
+        if find_command("containerd"):
             found.append("containerd")
-        if any(_find_command(c) for c in ("podman", "skopeo", "buildah", "crio")):
+        if any(find_command(c) for c in ("podman", "skopeo", "buildah", "crio")):
             found.append("podman")
         return found
 
@@ -1169,7 +1163,7 @@ class Diagnosis:
         host = self.registry.host
         certs_dir = self.params.get("containerd_certs_dir") or "/etc/containerd/certs.d"
         notes = []
-        command = _find_command("containerd")
+        command = find_command("containerd")
         config = self.params.get("containerd_config") or "/etc/containerd/config.toml"
         if command and os.path.exists(config):
             try:

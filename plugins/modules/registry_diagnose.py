@@ -107,14 +107,13 @@ notes:
   - The module runs with the environment of the Ansible connection; the Docker daemon has its own (its proxy
     settings, for instance, come from its service definition).
   - Old TLS versions are probed with OpenSSL security level 0, only to name the version the server speaks.
+  - The playbook C(dockyard.registry.diagnose) (C(ansible-playbook dockyard.registry.diagnose -e registry=...
+    [-e image=...] [-e target=hosts])) runs this module and prints the checklist per host.
 seealso:
   - module: dockyard.registry.registry_login
     description: The fix for refused or missing credentials.
   - module: dockyard.registry.registry_client_config
     description: What the role registry_client runs to make the engines trust a registry.
-  - name: The diagnose playbook
-    description: C(ansible-playbook dockyard.registry.diagnose -e registry=...) prints the checklist per host.
-    link: https://example.invalid/dockyard/registry/-/blob/main/docs/diagnose.md
 """
 
 EXAMPLES = r"""
