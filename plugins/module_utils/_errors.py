@@ -26,6 +26,7 @@ __all__ = [
     "DigestMismatch",
     "MissingLibrary",
     "LockTimeout",
+    "ConcurrentChange",
 ]
 
 
@@ -135,3 +136,9 @@ class LockTimeout(RegistryError):
     """Another process held the lock on a file this module must change for longer than allowed."""
 
     kind = "lock_timeout"
+
+
+class ConcurrentChange(RegistryError):
+    """What was planned changed before it was done (a tag pushed while registry_prune planned)."""
+
+    kind = "concurrent_change"

@@ -357,6 +357,8 @@ class ImageInfo:
         self.blobs: dict[str, int] = {}
         self.children: list[Descriptor] = []  # (an index's manifests)
         self.missing_children: list[str] = []  # digests an index names that the registry lacks
+        # created of each child of an index (inspect_image(child_configs=True); registry_prune)
+        self.child_created: dict[str, str | None] = {}
 
     def as_result(self) -> dict:
         """registry_info's keys."""
@@ -379,12 +381,14 @@ def _image_config(client: Any, repository: str, config: Descriptor | None) -> di
     return data if isinstance(data, dict) else {}
 
 
-def inspect_image(client: Any, repository: str, reference: str | Manifest) -> ImageInfo | None:
+def inspect_image(client: Any, repository: str, reference: str | Manifest,
+                  child_configs: bool = False) -> ImageInfo | None:
     """Size, platforms, created, labels and blobs of an image; None when it does not exist.
 
     ``client`` needs ``manifest_get`` and ``blob_get`` (a RegistryClient). ``reference`` is a
     tag, a digest, or a Manifest already fetched. One GET for the manifest, one per child
-    manifest of an index, one for the configuration of a single-platform image.
+    manifest of an index, one for the configuration of a single-platform image (and, with
+    ``child_configs``, one per child of an index, for ``child_created``).
     """
     if isinstance(reference, Manifest):
         manifest = reference
@@ -409,6 +413,9 @@ def inspect_image(client: Any, repository: str, reference: str | Manifest) -> Im
                 info.missing_children.append(child.digest)
                 continue
             info.size += child_manifest.size
+            if child_configs:
+                info.child_created[child.digest] = _image_config(client, repository,
+                                                                 child_manifest.config()).get("created") or None
             info.blobs.update((blob.digest, max(blob.size, 0)) for blob in child_manifest.blobs())
         info.size += sum(info.blobs.values())
         return info

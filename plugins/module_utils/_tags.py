@@ -205,10 +205,11 @@ def parse_created(value: object) -> float | None:
 
 
 def order_newest_first(tags: Iterable[str], by: str = "semver",
-                       created: Mapping[str, object] | None = None) -> list[str]:
+                       created: Mapping[str, object] | None = None, prereleases: bool = False) -> list[str]:
     """The tags that can be ordered ``by`` (``semver``, ``created`` or ``name``), newest first.
 
-    ``semver``: releases only (tags that are not versions, and pre-releases, are left out); of
+    ``semver``: releases only (tags that are not versions are left out, and pre-releases too
+    unless ``prereleases``: registry_prune ranks ``2.0.0-rc.1`` below ``2.0.0``); of
     equal versions, the one written with more parts (``1.2.0`` over ``1.2``), then the larger name.
     ``created``: ``created[tag]`` (an image config's timestamp); tags without one are left out;
     equal times by name. ``name``: plain string order, larger first.
@@ -216,7 +217,7 @@ def order_newest_first(tags: Iterable[str], by: str = "semver",
     tags = list(tags)
     if by == "semver":
         versions = [(parse_version(t), t) for t in tags]
-        ordered = [(v, v.parts, t) for v, t in versions if v is not None and not v.prerelease]
+        ordered = [(v, v.parts, t) for v, t in versions if v is not None and (prereleases or not v.prerelease)]
     elif by == "created":
         times = [(parse_created((created or {}).get(t)), t) for t in tags]
         ordered = [(stamp, t) for stamp, t in times if stamp is not None]

@@ -44,6 +44,7 @@ import re
 import sys
 import tarfile
 import tempfile
+import time
 import typing as t
 import zlib
 
@@ -273,13 +274,16 @@ def make_image(seed: int, layers: t.Sequence[int] = (1024,), base_layers: t.Sequ
               for i, size in enumerate(layers)]
     if created is None:
         created = _timestamp(EPOCH + seed * 3600)
+    elif created.startswith("-") or created == "now":
+        # relative to now: "-40d", "-12h", "now" (retention tests need images of a known age)
+        created = _timestamp(int(time.time()) - _seconds(created.lstrip("-")))
     platform = {"architecture": architecture, "os": os_name}
     if variant:
         platform["variant"] = variant
     config_obj = {
         "architecture": architecture,
         "os": os_name,
-        "created": created,
+        "created": created,    # "" (--created none): an image without a date; the key is left out below
         "config": {
             "Cmd": ["/layer-%d.bin" % seed],
             "Labels": dict(sorted((labels or {"dockyard.corpus.seed": str(seed)}).items())),
@@ -289,6 +293,10 @@ def make_image(seed: int, layers: t.Sequence[int] = (1024,), base_layers: t.Sequ
     }
     if variant:
         config_obj["variant"] = variant
+    if not created:
+        del config_obj["created"]
+        for entry in config_obj["history"]:
+            del entry["created"]
     config = _json_blob(config_obj, OCI_CONFIG if fmt == "oci" else DOCKER_CONFIG)
     manifest_obj: dict = {"schemaVersion": 2, "mediaType": OCI_MANIFEST if fmt == "oci" else DOCKER_MANIFEST,
                           "config": config.descriptor(), "layers": [b.descriptor() for b in blobs]}
@@ -311,14 +319,25 @@ def make_index(children: t.Sequence[Image], fmt: str = "oci", annotations: dict 
 def make_multiarch(seed: int, layers: t.Sequence[int] = (1024,), base_layers: t.Sequence[int] = (),
                    base_seed: int | None = None, fmt: str = "oci",
                    platforms: t.Sequence[str] = ("linux/amd64", "linux/arm64"),
-                   labels: dict | None = None, cache_dir: str | None = None) -> Index:
+                   labels: dict | None = None, cache_dir: str | None = None, created: str | None = None) -> Index:
     """An index with one child per platform (``os/arch[/variant]``), children in ``fmt`` too."""
     children = []
     for spec in platforms:
         parts = spec.split("/")
         children.append(make_image(seed, layers, base_layers, base_seed, fmt, parts[0], parts[1],
-                                   parts[2] if len(parts) > 2 else None, labels, cache_dir=cache_dir))
+                                   parts[2] if len(parts) > 2 else None, labels, created=created,
+                                   cache_dir=cache_dir))
     return make_index(children, fmt)
+
+
+def _seconds(text: str) -> int:
+    """``40d``, ``12h``, ``30m``, ``10s``, ``now`` -> seconds."""
+    if text == "now":
+        return 0
+    match = re.match(r"^(\d+)([smhdw])$", text)
+    if not match:
+        raise ValueError("a relative time is -N followed by s, m, h, d or w (e.g. -40d), got %r" % text)
+    return int(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2)]
 
 
 def _timestamp(seconds: int) -> str:
@@ -477,10 +496,10 @@ def _build(args: argparse.Namespace) -> Image | Index:
     labels = dict(label.split("=", 1) for label in args.label) if args.label else None
     if args.multiarch:
         return make_multiarch(args.seed, args.layers, args.base_layers, args.base_seed, args.format,
-                              args.platforms, labels, args.cache_dir)
+                              args.platforms, labels, args.cache_dir, created=args.created)
     os_name, arch = args.platforms[0].split("/")[:2] if args.platforms else ("linux", "amd64")
     return make_image(args.seed, args.layers, args.base_layers, args.base_seed, args.format, os_name, arch,
-                      labels=labels, cache_dir=args.cache_dir)
+                      labels=labels, created=args.created, cache_dir=args.cache_dir)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -499,6 +518,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--multiarch", action="store_true", help="an index with one child per --platforms entry")
     parser.add_argument("--platforms", nargs="*", default=None, help="os/arch[/variant] (default linux/amd64 linux/arm64)")
     parser.add_argument("--label", action="append", default=[], help="config label key=value (repeatable)")
+    parser.add_argument("--created", type=lambda v: "" if v == "none" else v, default=None,
+                        help="the config's created: RFC 3339, relative to now (--created=-40d, -12h, now) or none "
+                             "(default: 2024-01-01 + seed hours)")
     parser.add_argument("--username")
     parser.add_argument("--password-env", help="name of the environment variable holding the password")
     parser.add_argument("--ca-cert")

@@ -105,6 +105,21 @@ class FakeRegistry:
 class FakeClient:
     def __init__(self, registry):
         self.r = registry
+        self.fail_tags = {}     # repo -> exception raised by tags() (after the first n calls: fail_tags_after)
+        self.fail_tags_after = 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        pass
+
+    def catalog(self):
+        self._call("catalog", None, None)
+        return sorted(self.r.tags)
 
     def _call(self, *call):
         with self.r.lock:
@@ -216,6 +231,11 @@ class FakeClient:
             self.r.events.append(("blob", repo, digest))
 
     def tags(self, repo):
+        self._call("tags", repo, None)
+        if repo in self.fail_tags:
+            if self.fail_tags_after <= 0:
+                raise self.fail_tags[repo]
+            self.fail_tags_after -= 1
         if repo not in self.r.tags:
             raise NotFound("name unknown")
         return sorted(self.r.tags[repo])
