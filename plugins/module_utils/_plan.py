@@ -118,12 +118,15 @@ class PlannedPrune:
 
 class Plan:
     def __init__(self, copies: list[PlannedCopy], prunes: list[PlannedPrune], src_client_for: Callable,
-                 dst_client_for: Callable, platforms: str | list[str]) -> None:
+                 dst_client_for: Callable, platforms: str | list[str], fresh: set | None = None) -> None:
         self.copies = copies
         self.prunes = prunes
         self.src_client_for = src_client_for
         self.dst_client_for = dst_client_for
         self.platforms = platforms
+        # (registry key, repository) of destination repositories without a tag before the run:
+        # a hint for the engine (small blobs go straight to an upload, without a HEAD each)
+        self.fresh = fresh if fresh is not None else set()
 
     def _with(self, action: str) -> list[PlannedCopy]:
         return [p for p in self.copies if p.action == action]
@@ -145,10 +148,25 @@ class Plan:
         return self._with("fail") + [p for p in self.prunes if p.action == "fail"]
 
 
-def _plan_one(job: CopyJob, src: Any, dst: Any, platforms: str | list[str]) -> PlannedCopy:
+_UNKNOWN = object()  # the destination was not asked about a tag: HEAD it
+
+
+def _plan_one(job: CopyJob, src: Any, dst: Any, platforms: str | list[str], dst_absent: bool = False) -> PlannedCopy:
+    """HEAD the source and the destination of one job. ``dst_absent``: the destination's tag
+    list already said the tag is not there, so the source manifest is fetched at once (a GET
+    instead of a HEAD now and a GET later) and the destination is not asked."""
     source, destination = job.source, job.destination
     try:
-        src_desc = src.manifest_head(source.repository, source.reference)
+        prefetched = None
+        if dst_absent:
+            try:
+                manifest = src.manifest_get(source.repository, source.reference)
+            except NotFound:
+                manifest = None
+            src_desc = manifest.descriptor() if manifest is not None else None
+        else:
+            manifest = None
+            src_desc = src.manifest_head(source.repository, source.reference)
         if src_desc is None:
             raise NotFound("source image %s not found: check the repository name and tag" % source,
                            reference=str(source))
@@ -156,16 +174,20 @@ def _plan_one(job: CopyJob, src: Any, dst: Any, platforms: str | list[str]) -> P
             raise DigestMismatch("source %s answered digest %s" % (source, src_desc.digest),
                                  reference=str(source))
         target_digest = src_desc.digest or source.digest
-        prefetched = None
         if platforms != "all" and (src_desc.media_type in INDEX_MEDIA_TYPES or not src_desc.media_type):
-            manifest = src.manifest_get(source.repository, source.reference)
+            if manifest is None:
+                manifest = src.manifest_get(source.repository, source.reference)
             if manifest.is_index:
                 prefetched = manifest.filtered(platforms)
                 target_digest = prefetched.digest
+        elif manifest is not None:
+            prefetched = manifest
         if destination.digest and target_digest and destination.digest != target_digest:
             raise InvalidInput("destination %s names digest %s but the source has %s"
                                % (destination, destination.digest, target_digest),
                                reference=str(destination))
+        if dst_absent:
+            return PlannedCopy(job, "copy", target_digest, None, manifest=prefetched)
         dst_desc = dst.manifest_head(destination.repository, destination.reference)
         dst_digest = dst_desc.digest if dst_desc is not None else None
         if dst_digest is not None and dst_digest == target_digest:
@@ -205,14 +227,49 @@ def plan_copies(jobs: Sequence[CopyJob], src_client_for: Callable, dst_client_fo
             except RegistryError as exc:
                 prepared[key] = exc
 
+    # Per destination repository, the first job is planned with HEADs. When its tag is absent
+    # there, the repository's tag list (one request) tells which of the other tags are absent
+    # too, so a cold repository costs one list instead of a HEAD per tag; when the tag is
+    # there (a no-op or an incremental run), the other tags are HEADed as before and nothing
+    # is listed. The decision is per repository.
+    groups: dict[tuple, list[int]] = {}
+    for number, job in enumerate(jobs):
+        groups.setdefault((registry_key(job.destination.registry), job.destination.repository), []).append(number)
+    listed: dict[tuple, set | None] = {}    # repository -> its destination tags (None: not listed)
+    fresh: set = set()
+
     def plan(job: CopyJob) -> PlannedCopy:
-        error = prepared.get((registry_key(job.destination.registry), job.destination.repository))
+        key = (registry_key(job.destination.registry), job.destination.repository)
+        error = prepared.get(key)
         if error is not None:
             return PlannedCopy(job, "fail", error=error)
+        present = listed.get(key)
+        absent = present is not None and job.destination.tag is not None and not job.destination.digest \
+            and job.destination.tag not in present
         return _plan_one(job, src_client_for(job.source.registry), dst_client_for(job.destination.registry),
-                         platforms)
+                         platforms, dst_absent=absent)
 
-    copies = parallel_map(plan, jobs, concurrency)
+    def probe(key: tuple) -> PlannedCopy:
+        first = plan(jobs[groups[key][0]])
+        if first.action == "copy" and first.destination_digest is None:
+            try:
+                tags = dst_client_for(first.job.destination.registry).tags(first.job.destination.repository)
+            except NotFound:
+                tags = []
+            except RegistryError:
+                return first     # no list: every tag gets its HEAD
+            listed[key] = set(tags)
+            if not tags:
+                fresh.add(key)
+        return first
+
+    copies: list[Any] = [None] * len(jobs)
+    keys = list(groups)
+    for key, planned in zip(keys, parallel_map(probe, keys, concurrency)):
+        copies[groups[key][0]] = planned
+    rest = [n for key in keys for n in groups[key][1:]]
+    for number, planned in zip(rest, parallel_map(lambda n: plan(jobs[n]), rest, concurrency)):
+        copies[number] = planned
 
     # digests the selected tags of each destination repository will point at
     kept: dict[tuple, set] = {}
@@ -235,7 +292,7 @@ def plan_copies(jobs: Sequence[CopyJob], src_client_for: Callable, dst_client_fo
         return PlannedPrune(ref, desc.digest, "prune")
 
     prunes = parallel_map(head_prune, list(prune), concurrency)
-    return Plan(copies, prunes, src_client_for, dst_client_for, platforms)
+    return Plan(copies, prunes, src_client_for, dst_client_for, platforms, fresh)
 
 
 # --------------------------------------------------------------------------------------------
