@@ -76,6 +76,10 @@ import requests  # noqa: E402  (after the path set-up, like corpus)
 from corpus import Pusher, make_image, make_multiarch  # noqa: E402
 
 SRC_PORT, DOCKYARD_PORT, SKOPEO_PORT = 5310, 5311, 5312
+# the wan scenario's latency proxy (benchmarks/latency_proxy.py): listen port -> registry port
+PROXY_ROUTES = {5320: SRC_PORT, 5321: DOCKYARD_PORT, 5322: SKOPEO_PORT}
+PROXY_CONTROL = 5329
+PROXY_OF = dict((target, listen) for listen, target in PROXY_ROUTES.items())
 LABEL = "dockyard.test=1"
 SKOPEO_CACHE = "/var/lib/containers/cache/blob-info-cache-v1.boltdb"
 ACCEPT = ", ".join([
@@ -84,7 +88,8 @@ ACCEPT = ", ".join([
     "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.docker.distribution.manifest.v2+json",
 ])
-TARGETS = {"cold": 0.6, "noop": 0.4, "rss_mib": 128}
+TARGETS = {"cold": 0.3, "noop": 0.35, "incremental": 0.4, "rss_mib": 128}
+WAN_TARGETS = {"cold": 0.05}
 
 
 def log(message: str) -> None:
@@ -157,15 +162,25 @@ SCENARIOS = {
     "base": {"prefix": "bench", "layers": [512 * 1024, 64 * 1024], "extras": True},
     # many small tags sharing the same base layers: how the no-op run scales with the tag count
     "scale": {"prefix": "scale", "layers": [32 * 1024, 4 * 1024], "extras": False},
+    # small images with the shared base layers and the index, behind the latency proxy
+    "wan": {"prefix": "wan", "layers": [32 * 1024, 4 * 1024], "extras": True, "big": False},
 }
+# the extra runs: the scaling table and the peak-RSS row with a 1 GiB layer
+EXTRAS = ("scaling", "rss")
 BASE = dict(base_seed=7, base_layers=[16 * 1024 * 1024, 4 * 1024 * 1024])
+# the scaling table: 100 tags per repository, images of a config and one 1 KiB layer (no base
+# layers), so that 5,000 tags stay affordable for both tools
+SCALING_TAGS_PER_REPO = 100
+SCALING_LAYERS = [1024]
 
 
 def repo_names(scenario: str, repos: int) -> list:
     prefix = SCENARIOS[scenario]["prefix"]
     names = ["%s/app%02d" % (prefix, i) for i in range(repos)]
     if SCENARIOS[scenario]["extras"]:
-        names += ["%s/multi" % prefix, "%s/big" % prefix]
+        names += ["%s/multi" % prefix]
+        if SCENARIOS[scenario].get("big", True):
+            names += ["%s/big" % prefix]
     return names
 
 
@@ -192,6 +207,8 @@ def push_corpus(scenario: str, repos: int, tags: int, big_mib: int, cache_dir: s
     index = make_multiarch(seed=50, layers=[2 * 1024 * 1024], platforms=("linux/amd64", "linux/arm64", "linux/arm/v7"),
                            cache_dir=cache_dir, **BASE)
     pusher.push(index, "%s/multi" % prefix, ["latest"])
+    if not spec.get("big", True):
+        return {"images": images + 1, "index_digest": index.manifest.digest}
     log("generating/pushing the %d MiB layer (cached after the first run)" % big_mib)
     big = make_image(seed=99, layers=[big_mib * 1024 * 1024], cache_dir=cache_dir, **BASE)
     pusher.push(big, "%s/big" % prefix, ["1.0"])
@@ -206,32 +223,92 @@ def push_new_tag(scenario: str, cache_dir: str) -> None:
 
 # ---- the two tools ----------------------------------------------------------------------------
 
-def write_inputs(workdir: str, repos: list, concurrency: int) -> tuple:
+def write_inputs(workdir: str, repos: list, concurrency: int | None, wan: bool = False) -> tuple:
+    """The two commands; ``concurrency`` None leaves the module's default; ``wan`` points both
+    tools at the latency proxy's ports."""
+    port = (lambda p: PROXY_OF[p]) if wan else (lambda p: p)
+    options = {
+        "source_registry": "http://127.0.0.1:%d" % port(SRC_PORT),
+        "destination_registry": "http://127.0.0.1:%d" % port(DOCKYARD_PORT),
+        "repositories": repos,
+    }
+    if concurrency:
+        options["concurrency"] = concurrency
     playbook = os.path.join(workdir, "sync.yml")
     with open(playbook, "w") as handle:
         json.dump([{
             "hosts": "localhost",
             "gather_facts": False,
             "vars": {"ansible_python_interpreter": sys.executable},
-            "tasks": [{
-                "name": "registry_sync",
-                "dockyard.registry.registry_sync": {
-                    "source_registry": "http://127.0.0.1:%d" % SRC_PORT,
-                    "destination_registry": "http://127.0.0.1:%d" % DOCKYARD_PORT,
-                    "repositories": repos,
-                    "concurrency": concurrency,
-                },
-            }],
+            "tasks": [{"name": "registry_sync", "dockyard.registry.registry_sync": options}],
         }], handle, indent=1)
     skopeo_yaml = os.path.join(workdir, "skopeo.yml")
     with open(skopeo_yaml, "w") as handle:
-        handle.write("127.0.0.1:%d:\n  tls-verify: false\n  images:\n" % SRC_PORT)
+        handle.write("127.0.0.1:%d:\n  tls-verify: false\n  images:\n" % port(SRC_PORT))
         for repo in repos:
             handle.write("    %s: []\n" % repo)
     dockyard = ["ansible-playbook", "-i", "localhost,", "-c", "local", playbook]
     skopeo = ["skopeo", "sync", "--all", "--preserve-digests", "--src", "yaml", "--dest", "docker",
-              "--dest-tls-verify=false", skopeo_yaml, "127.0.0.1:%d" % SKOPEO_PORT]
+              "--dest-tls-verify=false", skopeo_yaml, "127.0.0.1:%d" % port(SKOPEO_PORT)]
     return dockyard, skopeo
+
+
+def write_floor(workdir: str) -> list:
+    """What Ansible itself costs: the same ansible-playbook command with one trivial module
+    (``ansible.builtin.ping``) instead of registry_sync."""
+    playbook = os.path.join(workdir, "floor.yml")
+    with open(playbook, "w") as handle:
+        json.dump([{"hosts": "localhost", "gather_facts": False,
+                    "vars": {"ansible_python_interpreter": sys.executable},
+                    "tasks": [{"name": "ping", "ansible.builtin.ping": {}}]}], handle, indent=1)
+    return ["ansible-playbook", "-i", "localhost,", "-c", "local", playbook]
+
+
+class LatencyProxy:
+    """benchmarks/latency_proxy.py in its own process, for the wan scenario."""
+
+    def __init__(self, delay: float) -> None:
+        argv = [sys.executable, os.path.join(HERE, "latency_proxy.py"), "--delay", str(delay),
+                "--control", str(PROXY_CONTROL)]
+        for listen, target in PROXY_ROUTES.items():
+            argv += ["--route", "%d:%d" % (listen, target)]
+        self.proc = subprocess.Popen(argv)  # pylint: disable=consider-using-with
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                self.counts()
+                return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise SystemExit("the latency proxy did not start")
+
+    @staticmethod
+    def counts() -> dict:
+        import socket  # pylint: disable=import-outside-toplevel
+        with socket.create_connection(("127.0.0.1", PROXY_CONTROL), timeout=10) as sock:
+            data = b""
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        return json.loads(data.decode())
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
+def proxy_delta(before: dict, after: dict, port: int) -> dict:
+    """Requests and connections the tool sent through the proxy to the source and its destination."""
+    result = {}
+    for side, target in (("source", SRC_PORT), ("destination", port)):
+        key = str(PROXY_OF[target])
+        result[side] = dict((k, after[key][k] - before[key][k]) for k in ("requests", "connections"))
+    result["requests"] = result["source"]["requests"] + result["destination"]["requests"]
+    result["connections"] = result["source"]["connections"] + result["destination"]["connections"]
+    return result
 
 
 class PeakRss:
@@ -294,7 +371,7 @@ def module_result(measurement: dict) -> dict:
     output = json.loads(measurement.pop("stdout"))
     result = output["plays"][0]["tasks"][0]["hosts"]["localhost"]
     summary = dict((k, result.get(k)) for k in ("duration", "bytes_copied", "blobs_uploaded", "blobs_mounted",
-                                                "blobs_skipped", "changed"))
+                                                "blobs_skipped", "changed", "in_flight"))
     summary.update(copied=len(result.get("copied", [])), skipped=len(result.get("skipped_images", [])),
                    failed=len(result.get("failed_images", [])))
     return summary
@@ -363,46 +440,67 @@ def verdict(ratio: float, target: float) -> str:
 
 def scenario_table(name: str, data: dict) -> list:
     rows = []
+    targets = dict(TARGETS, **(WAN_TARGETS if name == "wan" else {}))
     for key, label in (("cold", "cold sync into an empty registry"), ("noop", "no-op re-sync"),
                        ("incremental", "incremental (one new tag)")):
         ours, theirs = data[key]["dockyard"]["seconds"], data[key]["skopeo"]["seconds"]
         ratio = ours / theirs
-        target = TARGETS.get(key)
+        target = targets.get(key)
         module = data[key].get("module", {}).get("duration")
-        module_ratio = ("%.2f" % (module / theirs)) if module is not None else "-"
+        module_ratio = ("%.3f" % (module / theirs)) if module is not None else "-"
         if target:
             module_verdict = verdict(module / theirs, target) if module is not None else "-"
-            goal = "<= %.1f: end to end %s, module %s" % (target, verdict(ratio, target), module_verdict)
+            goal = "<= %s: end to end %s, module %s" % (target, verdict(ratio, target), module_verdict)
         else:
             goal = "-"
-        rows.append("| %s | %.2f s | %s | %.2f s | %.2f | %s | %s |" % (
-            label, ours, ("%.2f s" % module) if module is not None else "-", theirs, ratio, module_ratio, goal))
+        traffic = ""
+        if "proxy" in data[key]:
+            ours_t, theirs_t = data[key]["proxy"]["dockyard"], data[key]["proxy"]["skopeo"]
+            traffic = " %d req / %d conn vs %d req / %d conn |" % (
+                ours_t["requests"], ours_t["connections"], theirs_t["requests"], theirs_t["connections"])
+        rows.append("| %s | %.2f s | %s | %.2f s | %.3f | %s | %s |%s" % (
+            label, ours, ("%.2f s" % module) if module is not None else "-", theirs, ratio, module_ratio, goal,
+            traffic))
     rss = data["cold"]["dockyard"]["peak_rss_mib"]
     skopeo_rss = data["cold"]["skopeo"]["peak_rss_mib"]
     check = data["digests"]
     ok = all(not check[t][k] for t in ("dockyard", "skopeo") for k in ("missing", "different", "extra"))
     corpus = data["corpus"]
-    if SCENARIOS[name]["extras"]:
+    spec = SCENARIOS[name]
+    if spec["extras"] and spec.get("big", True):
         what = ("%d repositories x %d tags sharing 2 base layers (16 + 4 MiB), a 3-platform index, one image with a "
                 "%d MiB layer" % (corpus["repos"], corpus["tags"], corpus["big_mib"]))
     else:
         what = ("%d repositories x %d tags of small images (2 own layers of 32 + 4 KiB) sharing 2 base layers "
-                "(16 + 4 MiB)" % (corpus["repos"], corpus["tags"]))
+                "(16 + 4 MiB)%s" % (corpus["repos"], corpus["tags"], ", a 3-platform index" if spec["extras"] else ""))
+    if name == "wan":
+        what += "; both tools through the latency proxy (%.0f ms each way, one more round trip per connection)" \
+            % (data["delay"] * 1000)
+    header = ("| scenario | dockyard (ansible-playbook, wall) | of which the module | skopeo sync | ratio (wall) "
+              "| ratio (module) | target |")
+    rule = "|---|---|---|---|---|---|---|"
+    if name == "wan":
+        header += " requests / connections: dockyard vs skopeo |"
+        rule += "---|"
+    floor = data["noop"].get("floor")
     lines = [
         "## scenario `%s`: %s; %d tags, %.0f MiB of blobs" % (name, what, check["tags"], corpus["source_mib"]),
         "",
-        "| scenario | dockyard (ansible-playbook, wall) | of which the module | skopeo sync | ratio (wall) "
-        "| ratio (module) | target |",
-        "|---|---|---|---|---|---|---|",
+        header,
+        rule,
     ] + rows + [
         "| peak RSS during the cold sync | %.1f MiB | | %.1f MiB | | | <= 128 MiB: %s |"
         % (rss, skopeo_rss, "met" if rss <= TARGETS["rss_mib"] else "MISSED"),
         "",
         "Digests: %s (%d tags compared with the source on both destinations)."
         % ("identical on both sides" if ok else "DIFFERENCES: %s" % json.dumps(check), check["tags"]),
-        "No-op: hyperfine mean of %d runs after a warm-up (stddev %.2f s / %.2f s). Load average (1 min) at the "
+        "No-op: hyperfine mean of %d runs after a warm-up (stddev %.2f s / %.2f s)%s. Load average (1 min) at the "
         "start / after cold / after no-op / at the end: %s."
-        % (data["noop_runs"], data["noop"]["dockyard"].get("stddev", 0), data["noop"]["skopeo"].get("stddev", 0),
+        % (data["noop_runs"], data["noop"]["dockyard"].get("stddev") or 0, data["noop"]["skopeo"].get("stddev") or 0,
+           ("; the Ansible floor (the same ansible-playbook command with one `ansible.builtin.ping` task) %.2f s "
+            "(stddev %.2f s), i.e. %.3f of skopeo's no-op before registry_sync does anything"
+            % (floor["seconds"], floor["stddev"] or 0, floor["seconds"] / data["noop"]["skopeo"]["seconds"]))
+           if floor else "",
            " / ".join(data["load"])),
         "Cold-sync engine counters: %s." % json.dumps(data["cold"]["module"]),
         "",
@@ -410,18 +508,63 @@ def scenario_table(name: str, data: dict) -> list:
     return lines
 
 
+def scaling_table(data: dict) -> list:
+    lines = [
+        "## scaling: cold and no-op time by number of tags (%d tags per repository; images of a config and one "
+        "1 KiB layer)" % SCALING_TAGS_PER_REPO,
+        "",
+        "| tags | cold: dockyard (module) | cold: skopeo | ratio | no-op: dockyard (module) | no-op: skopeo | ratio "
+        "| digests | load |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in data["rows"]:
+        lines.append("| %d | %.2f s (%.2f s) | %.2f s | %.3f | %.2f s (%.2f s) | %.2f s | %.3f | %s | %s |" % (
+            row["tags"], row["cold"]["dockyard"]["seconds"], row["cold"]["module"]["duration"],
+            row["cold"]["skopeo"]["seconds"], row["cold"]["dockyard"]["seconds"] / row["cold"]["skopeo"]["seconds"],
+            row["noop"]["dockyard"]["seconds"], row["noop"]["module"]["duration"], row["noop"]["skopeo"]["seconds"],
+            row["noop"]["dockyard"]["seconds"] / row["noop"]["skopeo"]["seconds"],
+            "identical" if row["digests_ok"] else "DIFFERENT", " / ".join(row["load"])))
+    lines += ["", "One run of each command per row (no hyperfine: 5,000 tags take minutes for skopeo).", ""]
+    return lines
+
+
+def rss_table(data: dict) -> list:
+    rss, skopeo_rss = data["dockyard"]["peak_rss_mib"], data["skopeo"]["peak_rss_mib"]
+    return [
+        "## peak RSS with a %d MiB layer (one image, cold sync)" % data["big_mib"],
+        "",
+        "| | dockyard (module process) | skopeo | target |",
+        "|---|---|---|---|",
+        "| peak RSS (VmHWM) | %.1f MiB | %.1f MiB | <= 128 MiB: %s |"
+        % (rss, skopeo_rss, "met" if rss <= TARGETS["rss_mib"] else "MISSED"),
+        "| time | %.2f s (module %.2f s) | %.2f s | |"
+        % (data["dockyard"]["seconds"], data["module"]["duration"], data["skopeo"]["seconds"]),
+        "",
+        "Digests: %s. Load average: %s." % ("identical" if data["digests_ok"] else "DIFFERENT",
+                                            " / ".join(data["load"])),
+        "",
+    ]
+
+
 def write_report(path: str, data: dict) -> str:
     lines = [
         "# registry_sync vs skopeo sync",
         "",
-        "%s; %d CPU cores; skopeo %s; ansible-core %s. Cold and incremental: one run each. The dockyard column is "
-        "the whole `ansible-playbook` process (Ansible start-up included); the module column is registry_sync's own "
-        "`duration`, and the module ratio divides it by skopeo's whole run."
-        % (data["when"], os.cpu_count() or 0, data["skopeo_version"], data["ansible_version"]),
+        "%s; %d CPU cores; skopeo %s; ansible-core %s; registry_sync at its default settings%s. Cold and "
+        "incremental: one run each. The dockyard column is the whole `ansible-playbook` process (Ansible start-up "
+        "included); the module column is registry_sync's own `duration`, and the module ratio divides it by "
+        "skopeo's whole run."
+        % (data["when"], os.cpu_count() or 0, data["skopeo_version"], data["ansible_version"],
+           "" if not data.get("concurrency") else " except `concurrency: %d`" % data["concurrency"]),
         "",
     ]
     for name, scenario in data["scenarios"].items():
-        lines += scenario_table(name, scenario)
+        if name == "scaling":
+            lines += scaling_table(scenario)
+        elif name == "rss":
+            lines += rss_table(scenario)
+        else:
+            lines += scenario_table(name, scenario)
     text = "\n".join(lines)
     with open(path, "w") as handle:
         handle.write(text)
@@ -433,49 +576,87 @@ def loadavg() -> str:
         return handle.read().split()[0]
 
 
-def run_scenario(name: str, args, repos_n: int, tags_n: int, noop_runs: int, cache_dir: str, env: dict) -> dict:
-    data = {"noop_runs": noop_runs, "load": [loadavg()]}
+def fresh_registries(name: str, workdir: str) -> str:
     log("[%s] starting registries on 127.0.0.1:%d (source), :%d (registry_sync), :%d (skopeo)"
         % (name, SRC_PORT, DOCKYARD_PORT, SKOPEO_PORT))
-    src_data = start_registry(SRC_PORT, args.workdir)
+    src_data = start_registry(SRC_PORT, workdir)
     # the source is rebuilt for every scenario so the incremental tag is new each time
     shutil.rmtree(src_data)
-    src_data = start_registry(SRC_PORT, args.workdir)
-    start_registry(DOCKYARD_PORT, args.workdir)
-    start_registry(SKOPEO_PORT, args.workdir)
+    src_data = start_registry(SRC_PORT, workdir)
+    start_registry(DOCKYARD_PORT, workdir)
+    start_registry(SKOPEO_PORT, workdir)
+    return src_data
+
+
+def counted(proxy, argv: list, env: dict, port: int, marker: str | None = None) -> tuple:
+    """``timed`` with the proxy's request and connection counts of this command (wan only)."""
+    before = proxy.counts() if proxy else None
+    measurement = timed(argv, env, marker)
+    return measurement, (proxy_delta(before, proxy.counts(), port) if proxy else None)
+
+
+def run_scenario(name: str, args, repos_n: int, tags_n: int, noop_runs: int, cache_dir: str, env: dict) -> dict:
+    data = {"noop_runs": noop_runs, "load": [loadavg()]}
+    src_data = fresh_registries(name, args.workdir)
     log("[%s] pushing the corpus" % name)
     corpus = push_corpus(name, repos_n, tags_n, args.big_mib, cache_dir)
     repos = repo_names(name, repos_n)
-    dockyard_cmd, skopeo_cmd = write_inputs(args.workdir, repos, args.concurrency)
+    wan = name == "wan"
+    dockyard_cmd, skopeo_cmd = write_inputs(args.workdir, repos, args.concurrency, wan=wan)
+    floor_cmd = write_floor(args.workdir)
     source_bytes = warm_page_cache(src_data)
     data["corpus"] = dict(corpus, repos=repos_n, tags=tags_n, big_mib=args.big_mib,
                           source_mib=source_bytes / 1048576.0)
+    proxy = LatencyProxy(args.delay) if wan else None
+    if wan:
+        data["delay"] = args.delay
+    try:
+        log("[%s] cold sync: registry_sync" % name)
+        ours, traffic = counted(proxy, dockyard_cmd, env, DOCKYARD_PORT, "AnsiballZ_registry_sync")
+        data["cold"] = {"dockyard": ours}
+        data["cold"]["module"] = module_result(data["cold"]["dockyard"])
+        log("[%s] cold sync: skopeo" % name)
+        if os.path.exists(SKOPEO_CACHE):
+            os.remove(SKOPEO_CACHE)
+        warm_page_cache(src_data)
+        theirs, their_traffic = counted(proxy, skopeo_cmd, env, SKOPEO_PORT, "skopeo")
+        data["cold"]["skopeo"] = theirs
+        data["cold"]["skopeo"].pop("stdout")
+        if wan:
+            data["cold"]["proxy"] = {"dockyard": traffic, "skopeo": their_traffic}
+        data["load"].append(loadavg())
 
-    log("[%s] cold sync: registry_sync" % name)
-    data["cold"] = {"dockyard": timed(dockyard_cmd, env, "AnsiballZ_registry_sync")}
-    data["cold"]["module"] = module_result(data["cold"]["dockyard"])
-    log("[%s] cold sync: skopeo" % name)
-    if os.path.exists(SKOPEO_CACHE):
-        os.remove(SKOPEO_CACHE)
-    warm_page_cache(src_data)
-    data["cold"]["skopeo"] = timed(skopeo_cmd, env, "skopeo")
-    data["cold"]["skopeo"].pop("stdout")
-    data["load"].append(loadavg())
+        log("[%s] no-op re-sync (hyperfine)" % name)
+        commands = {"dockyard": dockyard_cmd, "skopeo": skopeo_cmd}
+        if not wan:
+            commands["ansible-floor"] = floor_cmd
+        noop = hyperfine(commands, env, args.workdir, noop_runs)
+        # a few more (untimed by hyperfine) runs for the module's own view of a no-op: the median
+        runs = []
+        for _run in range(3):
+            measurement, traffic = counted(proxy, dockyard_cmd, env, DOCKYARD_PORT)
+            runs.append(dict(module_result(measurement), traffic=traffic))
+        runs.sort(key=lambda r: r["duration"])
+        data["noop"] = {"dockyard": noop["dockyard"], "skopeo": noop["skopeo"], "floor": noop.get("ansible-floor"),
+                        "module": runs[1], "module_runs": [r["duration"] for r in runs]}
+        if wan:
+            _m, their_traffic = counted(proxy, skopeo_cmd, env, SKOPEO_PORT)
+            data["noop"]["proxy"] = {"dockyard": runs[1]["traffic"], "skopeo": their_traffic}
+        data["load"].append(loadavg())
 
-    log("[%s] no-op re-sync (hyperfine)" % name)
-    noop = hyperfine({"dockyard": dockyard_cmd, "skopeo": skopeo_cmd}, env, args.workdir, noop_runs)
-    # a few more (untimed by hyperfine) runs for the module's own view of a no-op: the median
-    durations = sorted((module_result(timed(dockyard_cmd, env)) for _run in range(3)), key=lambda r: r["duration"])
-    data["noop"] = {"dockyard": noop["dockyard"], "skopeo": noop["skopeo"], "module": durations[1],
-                    "module_runs": [r["duration"] for r in durations]}
-    data["load"].append(loadavg())
-
-    log("[%s] incremental: one new tag" % name)
-    push_new_tag(name, cache_dir)
-    data["incremental"] = {"dockyard": timed(dockyard_cmd, env)}
-    data["incremental"]["module"] = module_result(data["incremental"]["dockyard"])
-    data["incremental"]["skopeo"] = timed(skopeo_cmd, env)
-    data["incremental"]["skopeo"].pop("stdout")
+        log("[%s] incremental: one new tag" % name)
+        push_new_tag(name, cache_dir)
+        ours, traffic = counted(proxy, dockyard_cmd, env, DOCKYARD_PORT)
+        data["incremental"] = {"dockyard": ours}
+        data["incremental"]["module"] = module_result(data["incremental"]["dockyard"])
+        theirs, their_traffic = counted(proxy, skopeo_cmd, env, SKOPEO_PORT)
+        data["incremental"]["skopeo"] = theirs
+        data["incremental"]["skopeo"].pop("stdout")
+        if wan:
+            data["incremental"]["proxy"] = {"dockyard": traffic, "skopeo": their_traffic}
+    finally:
+        if proxy:
+            proxy.stop()
 
     log("[%s] comparing digests" % name)
     data["digests"] = compare(repos)
@@ -483,15 +664,92 @@ def run_scenario(name: str, args, repos_n: int, tags_n: int, noop_runs: int, cac
     return data
 
 
+def push_small(prefix: str, repos: int, tags: int, first_seed: int) -> list:
+    """``repos`` repositories of ``tags`` small images each (config + one 1 KiB layer)."""
+    names = ["%s/r%03d" % (prefix, i) for i in range(repos)]
+
+    def push_repo(i: int) -> None:
+        pusher = Pusher("http://127.0.0.1:%d" % SRC_PORT)
+        for j in range(tags):
+            image = make_image(seed=first_seed + i * 1000 + j, layers=SCALING_LAYERS)
+            pusher.push(image, names[i], ["t%04d" % j])
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(push_repo, range(repos)))
+    return names
+
+
+def digests_ok(repos: list) -> bool:
+    check = compare(repos)
+    return bool(check["tags"]) and all(not check[t][k] for t in ("dockyard", "skopeo")
+                                       for k in ("missing", "different", "extra"))
+
+
+def run_scaling(args, env: dict) -> dict:
+    rows = []
+    for total in [int(n) for n in args.scaling.split(",") if n.strip()]:
+        repos_n = max(1, total // SCALING_TAGS_PER_REPO)
+        tags_n = min(total, SCALING_TAGS_PER_REPO)
+        row = {"tags": repos_n * tags_n, "load": [loadavg()]}
+        src_data = fresh_registries("scaling %d" % total, args.workdir)
+        log("[scaling %d] pushing %d repositories x %d small images" % (total, repos_n, tags_n))
+        repos = push_small("s%d" % total, repos_n, tags_n, 7000)
+        dockyard_cmd, skopeo_cmd = write_inputs(args.workdir, repos, args.concurrency)
+        warm_page_cache(src_data)
+        log("[scaling %d] cold" % total)
+        row["cold"] = {"dockyard": timed(dockyard_cmd, env)}
+        row["cold"]["module"] = module_result(row["cold"]["dockyard"])
+        if os.path.exists(SKOPEO_CACHE):
+            os.remove(SKOPEO_CACHE)
+        row["cold"]["skopeo"] = timed(skopeo_cmd, env)
+        row["cold"]["skopeo"].pop("stdout")
+        log("[scaling %d] no-op" % total)
+        row["noop"] = {"dockyard": timed(dockyard_cmd, env)}
+        row["noop"]["module"] = module_result(row["noop"]["dockyard"])
+        row["noop"]["skopeo"] = timed(skopeo_cmd, env)
+        row["noop"]["skopeo"].pop("stdout")
+        row["digests_ok"] = digests_ok(repos)
+        row["load"].append(loadavg())
+        rows.append(row)
+    return {"rows": rows}
+
+
+def run_rss(args, cache_dir: str, env: dict) -> dict:
+    data = {"big_mib": args.rss_mib, "load": [loadavg()]}
+    src_data = fresh_registries("rss", args.workdir)
+    log("[rss] generating/pushing the %d MiB layer (cached after the first run)" % args.rss_mib)
+    image = make_image(seed=98, layers=[args.rss_mib * 1024 * 1024], cache_dir=cache_dir)
+    Pusher("http://127.0.0.1:%d" % SRC_PORT).push(image, "rss/huge", ["1.0"])
+    repos = ["rss/huge"]
+    dockyard_cmd, skopeo_cmd = write_inputs(args.workdir, repos, args.concurrency)
+    warm_page_cache(src_data)
+    log("[rss] cold sync, both tools")
+    data["dockyard"] = timed(dockyard_cmd, env, "AnsiballZ_registry_sync")
+    data["module"] = module_result(data["dockyard"])
+    if os.path.exists(SKOPEO_CACHE):
+        os.remove(SKOPEO_CACHE)
+    data["skopeo"] = timed(skopeo_cmd, env, "skopeo")
+    data["skopeo"].pop("stdout")
+    data["digests_ok"] = digests_ok(repos)
+    data["load"].append(loadavg())
+    return data
+
+
 def main(argv: list | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
-    parser.add_argument("--scenarios", default="base,scale", help="comma-separated: base, scale")
+    parser.add_argument("--scenarios", default="base,scale,wan,scaling,rss",
+                        help="comma-separated: base, scale, wan, scaling, rss (default: all)")
     parser.add_argument("--repos", type=int, default=24)
     parser.add_argument("--tags", type=int, default=5)
     parser.add_argument("--big-mib", type=int, default=512)
     parser.add_argument("--scale-repos", type=int, default=40)
     parser.add_argument("--scale-tags", type=int, default=25)
-    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--wan-repos", type=int, default=12)
+    parser.add_argument("--wan-tags", type=int, default=5)
+    parser.add_argument("--delay", type=float, default=0.025, help="wan: seconds added each way")
+    parser.add_argument("--scaling", default="100,1000,5000", help="tag counts of the scaling table")
+    parser.add_argument("--rss-mib", type=int, default=1024, help="the layer of the peak-RSS row")
+    parser.add_argument("--concurrency", type=int, default=None, help="default: the module's own")
     parser.add_argument("--noop-runs", type=int, default=5)
     parser.add_argument("--scale-noop-runs", type=int, default=3)
     parser.add_argument("--workdir", default=os.environ.get("DOCKYARD_BENCH_DIR", "/var/tmp/dockyard-bench"))
@@ -500,8 +758,8 @@ def main(argv: list | None = None) -> int:
     args = parser.parse_args(argv)
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     for name in scenarios:
-        if name not in SCENARIOS:
-            parser.error("unknown scenario %r (known: %s)" % (name, ", ".join(SCENARIOS)))
+        if name not in SCENARIOS and name not in EXTRAS:
+            parser.error("unknown scenario %r (known: %s)" % (name, ", ".join(list(SCENARIOS) + list(EXTRAS))))
 
     for tool in ("docker", "skopeo", "hyperfine", "ansible-playbook"):
         if shutil.which(tool) is None:
@@ -516,7 +774,7 @@ def main(argv: list | None = None) -> int:
     data = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "skopeo_version": sh("skopeo", "--version").stdout.split()[-1],
             "ansible_version": sh("ansible", "--version").stdout.splitlines()[0].split()[-1].rstrip("]"),
-            "machine": platform.platform(), "scenarios": {}}
+            "machine": platform.platform(), "concurrency": args.concurrency, "scenarios": {}}
     # The integration harness (hack/integration.sh) removes every dockyard.test=1 container
     # when it starts in CI mode, ours included: share its lock so neither pulls the other's
     # registries away in the middle of a run.
@@ -527,18 +785,27 @@ def main(argv: list | None = None) -> int:
         log("an integration run holds %s; waiting for it" % lock.name)
         fcntl.flock(lock, fcntl.LOCK_EX)
     text = ""
+    started = time.monotonic()
     try:
         for name in scenarios:
             if name == "base":
-                data["scenarios"][name] = run_scenario(name, args, args.repos, args.tags, args.noop_runs,
-                                                       cache_dir, env)
+                result = run_scenario(name, args, args.repos, args.tags, args.noop_runs, cache_dir, env)
+            elif name == "scale":
+                result = run_scenario(name, args, args.scale_repos, args.scale_tags, args.scale_noop_runs,
+                                      cache_dir, env)
+            elif name == "wan":
+                result = run_scenario(name, args, args.wan_repos, args.wan_tags, args.scale_noop_runs, cache_dir, env)
+            elif name == "scaling":
+                result = run_scaling(args, env)
             else:
-                data["scenarios"][name] = run_scenario(name, args, args.scale_repos, args.scale_tags,
-                                                       args.scale_noop_runs, cache_dir, env)
+                result = run_rss(args, cache_dir, env)
+            data["scenarios"][name] = result
+            data["minutes"] = round((time.monotonic() - started) / 60, 1)
             # written after every scenario, so an interrupted run keeps what it measured
             with open(os.path.join(args.results, "latest.json"), "w") as handle:
                 json.dump(data, handle, indent=2)
             text = write_report(os.path.join(args.results, "latest.md"), data)
+            log("%s done after %.1f min" % (name, data["minutes"]))
     finally:
         if not args.keep:
             stop_registries(args.workdir, purge=True)
