@@ -8,8 +8,8 @@
 
 ``parallel_map`` for "the same call over many items" (planning HEADs, tag lists, the tags of a
 digest); ``worker_pool`` for the copy engine's scheduler, which submits as work becomes ready.
-Both bound the threads by ``concurrency``; each worker thread keeps its own keep-alive
-connections (see :mod:`_transport`), so the bound is also the number of connections per registry.
+Both bound the threads by ``concurrency``; the threads share a pool of keep-alive connections
+(see :mod:`_transport`), so the bound is also the most connections opened to one registry.
 
 ``AdaptiveLimit`` decides how many of those threads may have a request in flight to one
 registry at a time (each client has its own, so a slow registry does not hold the threads the
