@@ -36,7 +36,7 @@ def test_grows_to_the_cap_while_throughput_grows_with_it():
     clock = Clock()
     limit = AdaptiveLimit(32, initial=4, clock=clock)
     seen = []
-    for _ in range(12):
+    for _window in range(12):
         window(limit, clock, lambda n: 10.0 * n, 0.1)
         seen.append(limit.limit)
     assert seen == sorted(seen), "never shrinks while throughput keeps growing"
@@ -46,7 +46,7 @@ def test_grows_to_the_cap_while_throughput_grows_with_it():
 def test_holds_near_the_knee_when_throughput_stops_growing():
     clock = Clock()
     limit = AdaptiveLimit(64, initial=4, clock=clock)
-    for _ in range(40):
+    for _window in range(40):
         # the registry saturates at 8 requests in flight: more only queue
         window(limit, clock, lambda n: 10.0 * min(n, 8), lambda n: 0.1 * max(1.0, n / 8.0))
     assert 8 <= limit.limit <= 13
@@ -63,7 +63,7 @@ def test_429_or_503_halves_at_once_and_growth_waits():
     limit.release(0.1, 503)          # the same window: counted once
     assert limit.limit == 8
     window(limit, clock, lambda n: 10.0 * n, 0.1)      # ends the overloaded window
-    for _ in range(AdaptiveLimit.COOLDOWN - 1):
+    for _window in range(AdaptiveLimit.COOLDOWN - 1):
         window(limit, clock, lambda n: 10.0 * n, 0.1)
         assert limit.limit == 8, "no growth during the cool-down"
     window(limit, clock, lambda n: 10.0 * n, 0.1)
@@ -74,7 +74,7 @@ def test_429_or_503_halves_at_once_and_growth_waits():
 def test_keeps_halving_under_sustained_rate_limiting_but_not_below_the_minimum():
     clock = Clock()
     limit = AdaptiveLimit(32, initial=32, minimum=2, clock=clock)
-    for _ in range(10):
+    for _window in range(10):
         window(limit, clock, lambda n: 10.0, 0.1, status=429)
     assert limit.limit == 2
 
