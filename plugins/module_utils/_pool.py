@@ -61,17 +61,18 @@ class AdaptiveLimit:
     * a 429 or 503 answer (the registry says it is overloaded): halve at once, no growth for
       ``COOLDOWN`` windows, then probe again;
     * latency collapse - a window's median latency over ``COLLAPSE`` times the lowest median
-      seen, without a throughput gain: back off by a quarter, then hold.
+      seen, and its throughput below ``DROP`` times what it was: back off by a quarter, then hold.
 
     ``acquire()`` blocks while the limit is reached; ``release(latency, status)`` reports the
     request's time to its answer and its status. Thread-safe; ``clock`` is injected by tests.
     """
 
     GROWTH = 1.10
-    COLLAPSE = 3.0
+    COLLAPSE = 4.0
+    DROP = 0.75
     COOLDOWN = 3
     PROBE = 4
-    MIN_WINDOW = 8
+    MIN_WINDOW = 32
 
     def __init__(self, maximum: int, initial: int = 8, minimum: int = 1,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -142,7 +143,10 @@ class AdaptiveLimit:
             self._base_latency = median
         reference = self._previous[1] if self._previous else (self._held or None)
         gained = reference is None or throughput >= reference * self.GROWTH
-        if median > self.COLLAPSE * self._base_latency and not gained:
+        dropped = reference is not None and throughput < reference * self.DROP
+        # slower answers alone are no reason (a loaded machine makes them noisy): slower answers
+        # *and* fewer of them are
+        if median > self.COLLAPSE * self._base_latency and dropped:
             self._set(self.limit - max(1, self.limit // 4))
             self.backoffs += 1
             self._hold(self.COOLDOWN)

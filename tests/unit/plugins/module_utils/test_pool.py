@@ -79,14 +79,16 @@ def test_keeps_halving_under_sustained_rate_limiting_but_not_below_the_minimum()
     assert limit.limit == 2
 
 
-def test_latency_collapse_without_throughput_gain_backs_off():
+def test_latency_collapse_with_falling_throughput_backs_off_but_slower_answers_alone_do_not():
     clock = Clock()
     limit = AdaptiveLimit(32, initial=8, clock=clock)
     window(limit, clock, lambda n: 80.0, 0.05)
-    grown = limit.limit
-    assert grown > 8
-    window(limit, clock, lambda n: 80.0, 0.5)       # ten times slower answers, no more done
-    assert limit.limit < grown and limit.backoffs == 1
+    window(limit, clock, lambda n: 80.0, 0.05)      # the step to 12 did not pay: back to 8, holding
+    assert limit.limit == 8
+    window(limit, clock, lambda n: 80.0, 0.5)       # ten times slower answers, as many done: noise
+    assert limit.limit == 8 and limit.backoffs == 0
+    window(limit, clock, lambda n: 40.0, 0.5)       # ten times slower and half as many: collapse
+    assert limit.limit == 6 and limit.backoffs == 1
 
 
 def test_never_above_the_cap_and_starts_at_the_cap_when_it_is_lower():
