@@ -15,14 +15,18 @@ What it does, in one run:
    ``dockyard-bench-dst-dockyard`` (5311) for registry_sync and ``dockyard-bench-dst-skopeo``
    (5312) for skopeo, so neither tool finds the other's blobs. Storage is bind-mounted
    under the work directory; access logs are off in all three.
-2. Pushes a deterministic corpus with the integration harness's ``corpus.py``. Two
-   scenarios, each on freshly started registries, reported side by side:
+2. Pushes a deterministic corpus with the integration harness's ``corpus.py``. Scenarios
+   (``--scenarios``, default all), each on freshly started registries:
 
    * ``base`` (the issue's corpus): N repositories x M tags (24 x 5) whose images share
      two base layers (16 + 4 MiB), one multi-arch index (3 platforms) and one image with
      a large layer (512 MiB by default);
    * ``scale``: 40 repositories x 25 tags of small images (own layers of 32 + 4 KiB)
-     on the same two base layers, to show how the no-op ratio depends on the tag count.
+     on the same two base layers, to show how the no-op ratio depends on the tag count;
+   * ``wan``: 12 x 5 small images and the index, both tools through
+     ``benchmarks/latency_proxy.py`` (25 ms each way, one more round trip per connection);
+   * ``scaling``: cold and no-op for 100, 1,000 and 5,000 tiny images (``--scaling``);
+   * ``rss``: one image with a 1 GiB layer (``--rss-mib``), cold, for the peak RSS.
 
    Layers are cached in the work directory, so only the first run pays for generating them.
 3. Reads every source blob file once (page cache warm for both tools), then times:
@@ -38,9 +42,9 @@ What it does, in one run:
 The commands timed (``<w>`` is the work directory):
 
 * dockyard: ``ansible-playbook -i localhost, -c local <w>/sync.yml`` where the play has one
-  ``dockyard.registry.registry_sync`` task listing the repositories (all tags, default
-  ``concurrency: 4``). The whole ansible-playbook process is timed, Ansible's own start-up
-  included; the module's ``duration`` is reported as well.
+  ``dockyard.registry.registry_sync`` task listing the repositories (all tags, the module's
+  default settings unless ``--concurrency``). The whole ansible-playbook process is timed,
+  Ansible's own start-up included; the module's ``duration`` is reported as well.
 * skopeo 1.9: ``skopeo sync --all --preserve-digests --src yaml --dest docker
   --dest-tls-verify=false <w>/skopeo.yml 127.0.0.1:5312`` where ``skopeo.yml`` lists the
   same repositories under ``127.0.0.1:5310`` with ``tls-verify: false`` and an empty tag list
@@ -48,10 +52,17 @@ The commands timed (``<w>`` is the work directory):
   ``app00``), which the digest check maps back. skopeo's blob-info cache is cleared before the cold run (it would otherwise
   remember blob locations of earlier benchmark runs).
 
-Options: ``--scenarios base,scale``, ``--repos``, ``--tags``, ``--big-mib``, ``--scale-repos``,
-``--scale-tags``, ``--noop-runs``, ``--scale-noop-runs``, ``--workdir``, ``--keep`` (leave the
-registries of the last scenario running), ``--concurrency``. Containers and registry data are removed at the end
-unless ``--keep``; the generated layers stay in ``<w>/corpus-cache`` (about 600 MiB) for the next run.
+Results: ``benchmarks/results/latest.json`` (merged: a scenario not run this time keeps its last
+measurement and date; ``--fresh`` forgets them) and ``latest.md``, both rewritten after every
+scenario; at the end the generated blocks of ``README.md`` (summary) and ``benchmarks/README.md``
+(full report) are rewritten from the JSON by ``benchmarks/report.py`` (``--no-docs``: not).
+
+Options: ``--scenarios base,scale,wan,scaling,rss``, ``--repos``, ``--tags``, ``--big-mib``,
+``--scale-repos``, ``--scale-tags``, ``--wan-repos``, ``--wan-tags``, ``--delay``, ``--scaling``,
+``--rss-mib``, ``--noop-runs``, ``--scale-noop-runs``, ``--workdir``, ``--keep`` (leave the
+registries of the last scenario running), ``--concurrency``, ``--fresh``, ``--no-docs``.
+Containers and registry data are removed at the end unless ``--keep``; the generated layers stay
+in ``<w>/corpus-cache`` (about 1.6 GiB with the rss layer) for the next run.
 """
 
 from __future__ import annotations
@@ -75,6 +86,8 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "integration", "harness"))
 import requests  # noqa: E402  (after the path set-up, like corpus)
 from corpus import Pusher, make_image, make_multiarch  # noqa: E402
 
+import report  # noqa: E402  (benchmarks/report.py: the tables)
+
 SRC_PORT, DOCKYARD_PORT, SKOPEO_PORT = 5310, 5311, 5312
 # the wan scenario's latency proxy (benchmarks/latency_proxy.py): listen port -> registry port
 PROXY_ROUTES = {5320: SRC_PORT, 5321: DOCKYARD_PORT, 5322: SKOPEO_PORT}
@@ -88,8 +101,6 @@ ACCEPT = ", ".join([
     "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.docker.distribution.manifest.v2+json",
 ])
-TARGETS = {"cold": 0.3, "noop": 0.35, "incremental": 0.4, "rss_mib": 128}
-WAN_TARGETS = {"cold": 0.05}
 
 
 def log(message: str) -> None:
@@ -434,38 +445,8 @@ def compare(repos: list) -> dict:
 
 # ---- report ------------------------------------------------------------------------------------
 
-def verdict(ratio: float, target: float) -> str:
-    return "met" if ratio <= target else "MISSED"
-
-
-def scenario_table(name: str, data: dict) -> list:
-    rows = []
-    targets = dict(TARGETS, **(WAN_TARGETS if name == "wan" else {}))
-    for key, label in (("cold", "cold sync into an empty registry"), ("noop", "no-op re-sync"),
-                       ("incremental", "incremental (one new tag)")):
-        ours, theirs = data[key]["dockyard"]["seconds"], data[key]["skopeo"]["seconds"]
-        ratio = ours / theirs
-        target = targets.get(key)
-        module = data[key].get("module", {}).get("duration")
-        module_ratio = ("%.3f" % (module / theirs)) if module is not None else "-"
-        if target:
-            module_verdict = verdict(module / theirs, target) if module is not None else "-"
-            goal = "<= %s: end to end %s, module %s" % (target, verdict(ratio, target), module_verdict)
-        else:
-            goal = "-"
-        traffic = ""
-        if "proxy" in data[key]:
-            ours_t, theirs_t = data[key]["proxy"]["dockyard"], data[key]["proxy"]["skopeo"]
-            traffic = " %d req / %d conn vs %d req / %d conn |" % (
-                ours_t["requests"], ours_t["connections"], theirs_t["requests"], theirs_t["connections"])
-        rows.append("| %s | %.2f s | %s | %.2f s | %.3f | %s | %s |%s" % (
-            label, ours, ("%.2f s" % module) if module is not None else "-", theirs, ratio, module_ratio, goal,
-            traffic))
-    rss = data["cold"]["dockyard"]["peak_rss_mib"]
-    skopeo_rss = data["cold"]["skopeo"]["peak_rss_mib"]
-    check = data["digests"]
-    ok = all(not check[t][k] for t in ("dockyard", "skopeo") for k in ("missing", "different", "extra"))
-    corpus = data["corpus"]
+def describe(name: str, corpus: dict, delay: float | None) -> str:
+    """The corpus of a scenario in words, for the report."""
     spec = SCENARIOS[name]
     if spec["extras"] and spec.get("big", True):
         what = ("%d repositories x %d tags sharing 2 base layers (16 + 4 MiB), a 3-platform index, one image with a "
@@ -473,102 +454,18 @@ def scenario_table(name: str, data: dict) -> list:
     else:
         what = ("%d repositories x %d tags of small images (2 own layers of 32 + 4 KiB) sharing 2 base layers "
                 "(16 + 4 MiB)%s" % (corpus["repos"], corpus["tags"], ", a 3-platform index" if spec["extras"] else ""))
-    if name == "wan":
+    if delay is not None:
         what += "; both tools through the latency proxy (%.0f ms each way, one more round trip per connection)" \
-            % (data["delay"] * 1000)
-    header = ("| scenario | dockyard (ansible-playbook, wall) | of which the module | skopeo sync | ratio (wall) "
-              "| ratio (module) | target |")
-    rule = "|---|---|---|---|---|---|---|"
-    if name == "wan":
-        header += " requests / connections: dockyard vs skopeo |"
-        rule += "---|"
-    floor = data["noop"].get("floor")
-    lines = [
-        "## scenario `%s`: %s; %d tags, %.0f MiB of blobs" % (name, what, check["tags"], corpus["source_mib"]),
-        "",
-        header,
-        rule,
-    ] + rows + [
-        "| peak RSS during the cold sync | %.1f MiB | | %.1f MiB | | | <= 128 MiB: %s |"
-        % (rss, skopeo_rss, "met" if rss <= TARGETS["rss_mib"] else "MISSED"),
-        "",
-        "Digests: %s (%d tags compared with the source on both destinations)."
-        % ("identical on both sides" if ok else "DIFFERENCES: %s" % json.dumps(check), check["tags"]),
-        "No-op: hyperfine mean of %d runs after a warm-up (stddev %.2f s / %.2f s)%s. Load average (1 min) at the "
-        "start / after cold / after no-op / at the end: %s."
-        % (data["noop_runs"], data["noop"]["dockyard"].get("stddev") or 0, data["noop"]["skopeo"].get("stddev") or 0,
-           ("; the Ansible floor (the same ansible-playbook command with one `ansible.builtin.ping` task) %.2f s "
-            "(stddev %.2f s), i.e. %.3f of skopeo's no-op before registry_sync does anything"
-            % (floor["seconds"], floor["stddev"] or 0, floor["seconds"] / data["noop"]["skopeo"]["seconds"]))
-           if floor else "",
-           " / ".join(data["load"])),
-        "Cold-sync engine counters: %s." % json.dumps(data["cold"]["module"]),
-        "",
-    ]
-    return lines
+            % (delay * 1000)
+    return what
 
 
-def scaling_table(data: dict) -> list:
-    lines = [
-        "## scaling: cold and no-op time by number of tags (%d tags per repository; images of a config and one "
-        "1 KiB layer)" % SCALING_TAGS_PER_REPO,
-        "",
-        "| tags | cold: dockyard (module) | cold: skopeo | ratio | no-op: dockyard (module) | no-op: skopeo | ratio "
-        "| digests | load |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for row in data["rows"]:
-        lines.append("| %d | %.2f s (%.2f s) | %.2f s | %.3f | %.2f s (%.2f s) | %.2f s | %.3f | %s | %s |" % (
-            row["tags"], row["cold"]["dockyard"]["seconds"], row["cold"]["module"]["duration"],
-            row["cold"]["skopeo"]["seconds"], row["cold"]["dockyard"]["seconds"] / row["cold"]["skopeo"]["seconds"],
-            row["noop"]["dockyard"]["seconds"], row["noop"]["module"]["duration"], row["noop"]["skopeo"]["seconds"],
-            row["noop"]["dockyard"]["seconds"] / row["noop"]["skopeo"]["seconds"],
-            "identical" if row["digests_ok"] else "DIFFERENT", " / ".join(row["load"])))
-    lines += ["", "One run of each command per row (no hyperfine: 5,000 tags take minutes for skopeo).", ""]
-    return lines
 
-
-def rss_table(data: dict) -> list:
-    rss, skopeo_rss = data["dockyard"]["peak_rss_mib"], data["skopeo"]["peak_rss_mib"]
-    return [
-        "## peak RSS with a %d MiB layer (one image, cold sync)" % data["big_mib"],
-        "",
-        "| | dockyard (module process) | skopeo | target |",
-        "|---|---|---|---|",
-        "| peak RSS (VmHWM) | %.1f MiB | %.1f MiB | <= 128 MiB: %s |"
-        % (rss, skopeo_rss, "met" if rss <= TARGETS["rss_mib"] else "MISSED"),
-        "| time | %.2f s (module %.2f s) | %.2f s | |"
-        % (data["dockyard"]["seconds"], data["module"]["duration"], data["skopeo"]["seconds"]),
-        "",
-        "Digests: %s. Load average: %s." % ("identical" if data["digests_ok"] else "DIFFERENT",
-                                            " / ".join(data["load"])),
-        "",
-    ]
-
-
-def write_report(path: str, data: dict) -> str:
-    lines = [
-        "# registry_sync vs skopeo sync",
-        "",
-        "%s; %d CPU cores; skopeo %s; ansible-core %s; registry_sync at its default settings%s. Cold and "
-        "incremental: one run each. The dockyard column is the whole `ansible-playbook` process (Ansible start-up "
-        "included); the module column is registry_sync's own `duration`, and the module ratio divides it by "
-        "skopeo's whole run."
-        % (data["when"], os.cpu_count() or 0, data["skopeo_version"], data["ansible_version"],
-           "" if not data.get("concurrency") else " except `concurrency: %d`" % data["concurrency"]),
-        "",
-    ]
-    for name, scenario in data["scenarios"].items():
-        if name == "scaling":
-            lines += scaling_table(scenario)
-        elif name == "rss":
-            lines += rss_table(scenario)
-        else:
-            lines += scenario_table(name, scenario)
-    text = "\n".join(lines)
-    with open(path, "w") as handle:
+def write_atomically(path: str, text: str) -> None:
+    temp = path + ".tmp"
+    with open(temp, "w") as handle:
         handle.write(text)
-    return text
+    os.replace(temp, path)
 
 
 def loadavg() -> str:
@@ -610,6 +507,7 @@ def run_scenario(name: str, args, repos_n: int, tags_n: int, noop_runs: int, cac
     proxy = LatencyProxy(args.delay) if wan else None
     if wan:
         data["delay"] = args.delay
+    data["what"] = describe(name, data["corpus"], args.delay if wan else None)
     try:
         log("[%s] cold sync: registry_sync" % name)
         ours, traffic = counted(proxy, dockyard_cmd, env, DOCKYARD_PORT, "AnsiballZ_registry_sync")
@@ -711,7 +609,7 @@ def run_scaling(args, env: dict) -> dict:
         row["digests_ok"] = digests_ok(repos)
         row["load"].append(loadavg())
         rows.append(row)
-    return {"rows": rows}
+    return {"rows": rows, "tags_per_repo": SCALING_TAGS_PER_REPO}
 
 
 def run_rss(args, cache_dir: str, env: dict) -> dict:
@@ -755,6 +653,10 @@ def main(argv: list | None = None) -> int:
     parser.add_argument("--workdir", default=os.environ.get("DOCKYARD_BENCH_DIR", "/var/tmp/dockyard-bench"))
     parser.add_argument("--results", default=os.path.join(HERE, "results"))
     parser.add_argument("--keep", action="store_true", help="leave the registries running")
+    parser.add_argument("--fresh", action="store_true",
+                        help="forget the scenarios of the last latest.json (default: keep those not run now)")
+    parser.add_argument("--no-docs", dest="update_docs", action="store_false",
+                        help="do not rewrite the generated tables of README.md and benchmarks/README.md")
     args = parser.parse_args(argv)
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     for name in scenarios:
@@ -771,10 +673,15 @@ def main(argv: list | None = None) -> int:
     env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_RETRY_FILES_ENABLED="0",
                ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
 
-    data = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "skopeo_version": sh("skopeo", "--version").stdout.split()[-1],
+    latest = os.path.join(args.results, "latest.json")
+    previous = {}
+    if os.path.exists(latest) and not args.fresh:
+        # scenarios not run this time keep their last measurement (each carries its own date)
+        with open(latest) as handle:
+            previous = json.load(handle).get("scenarios", {})
+    data = {"skopeo_version": sh("skopeo", "--version").stdout.split()[-1],
             "ansible_version": sh("ansible", "--version").stdout.splitlines()[0].split()[-1].rstrip("]"),
-            "machine": platform.platform(), "concurrency": args.concurrency, "scenarios": {}}
+            "machine": platform.platform(), "cpus": os.cpu_count() or 0, "scenarios": previous}
     # The integration harness (hack/integration.sh) removes every dockyard.test=1 container
     # when it starts in CI mode, ours included: share its lock so neither pulls the other's
     # registries away in the middle of a run.
@@ -788,6 +695,8 @@ def main(argv: list | None = None) -> int:
     started = time.monotonic()
     try:
         for name in scenarios:
+            when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+            scenario_started = time.monotonic()
             if name == "base":
                 result = run_scenario(name, args, args.repos, args.tags, args.noop_runs, cache_dir, env)
             elif name == "scale":
@@ -799,13 +708,17 @@ def main(argv: list | None = None) -> int:
                 result = run_scaling(args, env)
             else:
                 result = run_rss(args, cache_dir, env)
+            result.update(when=when, concurrency=args.concurrency,
+                          minutes=round((time.monotonic() - scenario_started) / 60, 1))
             data["scenarios"][name] = result
-            data["minutes"] = round((time.monotonic() - started) / 60, 1)
             # written after every scenario, so an interrupted run keeps what it measured
-            with open(os.path.join(args.results, "latest.json"), "w") as handle:
-                json.dump(data, handle, indent=2)
-            text = write_report(os.path.join(args.results, "latest.md"), data)
-            log("%s done after %.1f min" % (name, data["minutes"]))
+            write_atomically(latest, json.dumps(data, indent=2))
+            text = report.full_report(data)
+            write_atomically(os.path.join(args.results, "latest.md"), text)
+            log("%s done after %.1f min" % (name, (time.monotonic() - started) / 60))
+        if args.update_docs:
+            report.update_docs(data)
+            log("README.md and benchmarks/README.md: generated tables rewritten from %s" % latest)
     finally:
         if not args.keep:
             stop_registries(args.workdir, purge=True)
