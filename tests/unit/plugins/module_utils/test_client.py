@@ -52,6 +52,7 @@ from ansible_collections.dockyard.registry.plugins.module_utils._errors import (
     Unreachable,
     Unsupported,
 )
+from ansible_collections.dockyard.registry.plugins.module_utils._pool import AdaptiveLimit
 from ansible_collections.dockyard.registry.plugins.module_utils._reference import parse_registry
 from ansible_collections.dockyard.registry.tests.unit.plugins.module_utils.fake_transport import (
     FakeClock,
@@ -317,6 +318,20 @@ def test_a_limiter_sees_every_request_with_its_status():
     client.limiter = Recorder()
     assert client.manifest_head("app", "1") is None
     assert client.limiter.seen == [503, 404] and client.limiter.held == 0
+
+
+def test_a_request_that_fails_on_the_network_gives_its_place_back():
+    # a real AdaptiveLimit of one: a slot lost to an exception would block the next request for ever
+    t = (FakeTransport()
+         .expect("GET", BASE + "/v2/", ok())
+         .expect("GET", BASE + "/v2/", ConnectionRefusedError(111, "Connection refused"))
+         .expect("GET", BASE + "/v2/", ok()))
+    client, clock = make_client(t)
+    client.limiter = AdaptiveLimit(1)
+    client.ping()
+    client.ping()       # refused once (retried), then answered
+    assert len(clock.sleeps) == 1 and not t.script
+    assert client.limiter.in_flight == 0
 
 
 # --- retries -------------------------------------------------------------------------------------

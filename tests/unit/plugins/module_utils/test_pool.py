@@ -116,6 +116,27 @@ def test_acquire_blocks_at_the_limit_until_a_release():
     assert entered.is_set() and limit.in_flight == 2
 
 
+def test_threads_never_have_more_in_flight_than_the_limit_while_it_adapts():
+    limit = AdaptiveLimit(6, initial=2)
+    guard = threading.Lock()
+    state = {"now": 0, "most": 0}
+
+    def request(number):
+        limit.acquire()
+        with guard:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+        with guard:
+            state["now"] -= 1
+        # every 50th answer is a 503: the limit halves while other threads wait
+        limit.release(0.001, 503 if number % 50 == 49 else 200)
+
+    parallel_map(request, list(range(400)), 12)
+    assert limit.in_flight == 0
+    assert state["most"] <= 6      # 12 threads, a cap of 6
+    assert limit.backoffs >= 1
+
+
 def test_parallel_map_keeps_input_order():
     assert parallel_map(lambda x: x * 2, [3, 1, 2], 4) == [6, 2, 4]
     assert parallel_map(lambda x: x, [], 4) == []

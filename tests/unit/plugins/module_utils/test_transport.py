@@ -142,6 +142,20 @@ def test_http_transport_opens_a_connection_per_request_in_flight(http_server):
     transport.close()
 
 
+def test_http_transport_keeps_at_most_max_idle_connections_per_host(http_server):
+    transport = HttpTransport(max_idle=2)
+    answers = [transport.request("GET", http_server + "/x?size=3", {}, None, 10) for _i in range(4)]
+    for answer in answers:      # four in flight at once: four connections, two kept when done
+        assert answer.read() == b"xxx"
+        answer.close()
+    for _i in range(4):         # one at a time: the two kept ones serve, no new connection
+        answer = transport.request("GET", http_server + "/x?size=3", {}, None, 10)
+        answer.read()
+        answer.close()
+    assert len(_Handler.connections) == 4
+    transport.close()
+
+
 def test_http_transport_reconnects_when_the_server_dropped_the_connection(http_server):
     _Handler.drop_after_response = True
     client, clock = _plain_client(http_server)
