@@ -261,9 +261,17 @@ def update_file(path: str, name: str, body: str) -> None:
         os.replace(temp, path)
 
 
+def embedded(report: str) -> str:
+    """The full report one heading level down, without its title, for a section of a README."""
+    lines = report.split("\n")
+    if lines and lines[0].startswith("# "):
+        lines = lines[2:] if len(lines) > 1 and not lines[1] else lines[1:]
+    return "\n".join("#" + line if line.startswith("## ") else line for line in lines)
+
+
 def update_docs(data: dict, root: str = ROOT) -> None:
     update_file(os.path.join(root, "README.md"), "summary", summary(data))
-    update_file(os.path.join(root, "benchmarks", "README.md"), "report", full_report(data))
+    update_file(os.path.join(root, "benchmarks", "README.md"), "report", embedded(full_report(data)))
 
 
 def main(argv: list | None = None) -> int:
