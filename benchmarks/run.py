@@ -460,7 +460,6 @@ def describe(name: str, corpus: dict, delay: float | None) -> str:
     return what
 
 
-
 def write_atomically(path: str, text: str) -> None:
     temp = path + ".tmp"
     with open(temp, "w") as handle:
