@@ -73,6 +73,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -692,6 +693,8 @@ def main(argv: list | None = None) -> int:
         fcntl.flock(lock, fcntl.LOCK_EX)
     text = ""
     started = time.monotonic()
+    # a SIGTERM (timeout, a killed make) still runs the clean-up below: registries, proxy
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(143))
     try:
         for name in scenarios:
             when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
