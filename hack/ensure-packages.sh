@@ -8,7 +8,7 @@
 # test runs for real: redis-server (the shared blob descriptor cache) and haproxy (the
 # load balancer the registry_lb role configures). The test starts its own redis-server
 # and haproxy processes; the Debian packages' own services (when an init system starts
-# them) are not used.
+# them) are not used. WITH_BROWSER=1 adds headless Chromium (make docs-test).
 set -euo pipefail
 missing=()
 command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
@@ -20,6 +20,12 @@ command -v ctr >/dev/null 2>&1 || missing+=(containerd)
 lean=()
 command -v podman >/dev/null 2>&1 || lean+=(podman)
 [ "${WITH_HYPERFINE:-0}" = 1 ] && { command -v hyperfine >/dev/null 2>&1 || missing+=(hyperfine); }
+# make docs-test: Debian's headless Chromium (the browser without its desktop parts) loads the
+# rendered documentation site.
+if [ "${WITH_BROWSER:-0}" = 1 ] && ! command -v chromium-headless-shell >/dev/null 2>&1 \
+    && ! command -v chromium >/dev/null 2>&1; then
+  lean+=(chromium-headless-shell)
+fi
 if [ $((${#missing[@]} + ${#lean[@]})) -gt 0 ]; then
   printf '==> installing Debian packages: %s\n' "${missing[*]} ${lean[*]}" >&2
   if [ "$(id -u)" != 0 ]; then
