@@ -29,7 +29,8 @@ attributes:
     description:
       - Use C(group/dockyard.registry.registry) in C(module_defaults) to set the connection options for this
         module and the other modules that talk to one registry (M(dockyard.registry.registry_info),
-        M(dockyard.registry.registry_login), M(dockyard.registry.registry_image)) - O(registry), O(username),
+        M(dockyard.registry.registry_login), M(dockyard.registry.registry_image),
+        M(dockyard.registry.registry_diagnose)) - O(registry), O(username),
         O(password), O(ca_cert), O(validate_certs), O(client_cert), O(client_key), O(config_path), O(timeout),
         O(retries). Every member accepts all of them.
     support: full

@@ -871,6 +871,21 @@ class RegistryClient:
         location = response.getheader("Location")
         return urljoin(self._url("/v2/"), location) if location else ""
 
+    def upload_probe(self, repository: str) -> None:
+        """Open an upload session in ``repository`` and cancel it at once (registry_diagnose's push check).
+
+        Proves the push permission without writing anything: the session holds no bytes and is
+        deleted before this returns. Denied/Unauthorized when the account may not push.
+        """
+        ref = self._ref(repository)
+        scopes = ["repository:%s:pull,push" % repository]
+        response = self._request("POST", "/v2/%s/blobs/uploads/" % self._repo_path(repository),
+                                 scopes=scopes, reference=ref, what="push", ok=(202,))
+        location = response.getheader("Location")
+        if location:
+            self._request("DELETE", urljoin(self._url("/v2/"), location), scopes=scopes, reference=ref,
+                          what="cancel an upload to", ok=(200, 202, 204), allow_missing=True)
+
     def blob_upload(self, repository: str, digest: str, stream: BinaryIO | None = None, size: int = 0, *,
                     open_stream: Callable[[], BinaryIO] | None = None, mount_from: str | None = None) -> str:
         """Upload a blob monolithically (POST a session, PUT the bytes with ``?digest=``);

@@ -69,7 +69,8 @@ def make_pki(directory: str, extra_ips: t.Sequence[str] = (), ca_name: str = "do
     os.makedirs(directory, mode=0o755, exist_ok=True)
     pki = Pki(directory)
     now = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=5)
-    later = now + datetime.timedelta(days=30)
+    # a year: registry_diagnose warns about certificates that expire within 30 days
+    later = now + datetime.timedelta(days=365)
 
     ca_key = _key()
     ca_name = _name(ca_name)

@@ -85,7 +85,8 @@ def connection_modules() -> list:
 
 
 def test_every_registry_module_uses_the_connection_fragments():
-    assert connection_modules() == ["registry_image", "registry_info", "registry_login", "registry_sync"]
+    assert connection_modules() == ["registry_diagnose", "registry_image", "registry_info", "registry_login",
+                                    "registry_sync"]
 
 
 @pytest.mark.parametrize("name", connection_modules())
