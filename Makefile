@@ -29,12 +29,13 @@ export ANSIBLE_NOCOLOR ?= 1
 export PY_COLORS ?= 0
 
 .PHONY: help demo test venv engine packages image build install sanity units lint \
-        integration molecule clean-containers clean bench
+        integration molecule clean-containers clean bench bench-tables
 
 help:
 	@echo "make demo   set everything up and deploy a TLS + htpasswd registry on localhost"
 	@echo "make test   sanity, lint, unit, integration and Molecule tests (what CI runs)"
-	@echo "make bench  benchmarks against skopeo (tables for the README)"
+	@echo "make bench  benchmarks against skopeo (rewrites the README's tables; BENCH_ARGS=--scenarios wan)"
+	@echo "make bench-tables  rewrite those tables from benchmarks/results/latest.json"
 
 ## ---- set-up steps -------------------------------------------------------------
 
@@ -117,9 +118,15 @@ clean: clean-containers
 
 ## ---- benchmarks (not tests) ---------------------------------------------------
 
+# BENCH_ARGS: options of benchmarks/run.py, e.g. BENCH_ARGS="--scenarios wan"; at its end it
+# rewrites the generated tables of README.md and benchmarks/README.md (see benchmarks/README.md)
 bench: venv image install
 	@WITH_HYPERFINE=1 hack/ensure-packages.sh
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
+
+# the same tables from the last results, without measuring
+bench-tables: venv
+	$(BIN)/python benchmarks/report.py --update
 
 
 ## ---- documentation site and execution environment ----------------------------

@@ -15,14 +15,18 @@ What it does, in one run:
    ``dockyard-bench-dst-dockyard`` (5311) for registry_sync and ``dockyard-bench-dst-skopeo``
    (5312) for skopeo, so neither tool finds the other's blobs. Storage is bind-mounted
    under the work directory; access logs are off in all three.
-2. Pushes a deterministic corpus with the integration harness's ``corpus.py``. Two
-   scenarios, each on freshly started registries, reported side by side:
+2. Pushes a deterministic corpus with the integration harness's ``corpus.py``. Scenarios
+   (``--scenarios``, default all), each on freshly started registries:
 
    * ``base`` (the issue's corpus): N repositories x M tags (24 x 5) whose images share
      two base layers (16 + 4 MiB), one multi-arch index (3 platforms) and one image with
      a large layer (512 MiB by default);
    * ``scale``: 40 repositories x 25 tags of small images (own layers of 32 + 4 KiB)
-     on the same two base layers, to show how the no-op ratio depends on the tag count.
+     on the same two base layers, to show how the no-op ratio depends on the tag count;
+   * ``wan``: 12 x 5 small images and the index, both tools through
+     ``benchmarks/latency_proxy.py`` (25 ms each way, one more round trip per connection);
+   * ``scaling``: cold and no-op for 100, 1,000 and 5,000 tiny images (``--scaling``);
+   * ``rss``: one image with a 1 GiB layer (``--rss-mib``), cold, for the peak RSS.
 
    Layers are cached in the work directory, so only the first run pays for generating them.
 3. Reads every source blob file once (page cache warm for both tools), then times:
@@ -38,9 +42,9 @@ What it does, in one run:
 The commands timed (``<w>`` is the work directory):
 
 * dockyard: ``ansible-playbook -i localhost, -c local <w>/sync.yml`` where the play has one
-  ``dockyard.registry.registry_sync`` task listing the repositories (all tags, default
-  ``concurrency: 4``). The whole ansible-playbook process is timed, Ansible's own start-up
-  included; the module's ``duration`` is reported as well.
+  ``dockyard.registry.registry_sync`` task listing the repositories (all tags, the module's
+  default settings unless ``--concurrency``). The whole ansible-playbook process is timed,
+  Ansible's own start-up included; the module's ``duration`` is reported as well.
 * skopeo 1.9: ``skopeo sync --all --preserve-digests --src yaml --dest docker
   --dest-tls-verify=false <w>/skopeo.yml 127.0.0.1:5312`` where ``skopeo.yml`` lists the
   same repositories under ``127.0.0.1:5310`` with ``tls-verify: false`` and an empty tag list
@@ -48,10 +52,17 @@ The commands timed (``<w>`` is the work directory):
   ``app00``), which the digest check maps back. skopeo's blob-info cache is cleared before the cold run (it would otherwise
   remember blob locations of earlier benchmark runs).
 
-Options: ``--scenarios base,scale``, ``--repos``, ``--tags``, ``--big-mib``, ``--scale-repos``,
-``--scale-tags``, ``--noop-runs``, ``--scale-noop-runs``, ``--workdir``, ``--keep`` (leave the
-registries of the last scenario running), ``--concurrency``. Containers and registry data are removed at the end
-unless ``--keep``; the generated layers stay in ``<w>/corpus-cache`` (about 600 MiB) for the next run.
+Results: ``benchmarks/results/latest.json`` (merged: a scenario not run this time keeps its last
+measurement and date; ``--fresh`` forgets them) and ``latest.md``, both rewritten after every
+scenario; at the end the generated blocks of ``README.md`` (summary) and ``benchmarks/README.md``
+(full report) are rewritten from the JSON by ``benchmarks/report.py`` (``--no-docs``: not).
+
+Options: ``--scenarios base,scale,wan,scaling,rss``, ``--repos``, ``--tags``, ``--big-mib``,
+``--scale-repos``, ``--scale-tags``, ``--wan-repos``, ``--wan-tags``, ``--delay``, ``--scaling``,
+``--rss-mib``, ``--noop-runs``, ``--scale-noop-runs``, ``--workdir``, ``--keep`` (leave the
+registries of the last scenario running), ``--concurrency``, ``--fresh``, ``--no-docs``.
+Containers and registry data are removed at the end unless ``--keep``; the generated layers stay
+in ``<w>/corpus-cache`` (about 1.6 GiB with the rss layer) for the next run.
 """
 
 from __future__ import annotations
@@ -62,6 +73,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -75,7 +87,13 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "integration", "harness"))
 import requests  # noqa: E402  (after the path set-up, like corpus)
 from corpus import Pusher, make_image, make_multiarch  # noqa: E402
 
+import report  # noqa: E402  (benchmarks/report.py: the tables)
+
 SRC_PORT, DOCKYARD_PORT, SKOPEO_PORT = 5310, 5311, 5312
+# the wan scenario's latency proxy (benchmarks/latency_proxy.py): listen port -> registry port
+PROXY_ROUTES = {5320: SRC_PORT, 5321: DOCKYARD_PORT, 5322: SKOPEO_PORT}
+PROXY_CONTROL = 5329
+PROXY_OF = dict((target, listen) for listen, target in PROXY_ROUTES.items())
 LABEL = "dockyard.test=1"
 SKOPEO_CACHE = "/var/lib/containers/cache/blob-info-cache-v1.boltdb"
 ACCEPT = ", ".join([
@@ -84,7 +102,6 @@ ACCEPT = ", ".join([
     "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.docker.distribution.manifest.v2+json",
 ])
-TARGETS = {"cold": 0.6, "noop": 0.4, "rss_mib": 128}
 
 
 def log(message: str) -> None:
@@ -157,15 +174,25 @@ SCENARIOS = {
     "base": {"prefix": "bench", "layers": [512 * 1024, 64 * 1024], "extras": True},
     # many small tags sharing the same base layers: how the no-op run scales with the tag count
     "scale": {"prefix": "scale", "layers": [32 * 1024, 4 * 1024], "extras": False},
+    # small images with the shared base layers and the index, behind the latency proxy
+    "wan": {"prefix": "wan", "layers": [32 * 1024, 4 * 1024], "extras": True, "big": False},
 }
+# the extra runs: the scaling table and the peak-RSS row with a 1 GiB layer
+EXTRAS = ("scaling", "rss")
 BASE = dict(base_seed=7, base_layers=[16 * 1024 * 1024, 4 * 1024 * 1024])
+# the scaling table: 100 tags per repository, images of a config and one 1 KiB layer (no base
+# layers), so that 5,000 tags stay affordable for both tools
+SCALING_TAGS_PER_REPO = 100
+SCALING_LAYERS = [1024]
 
 
 def repo_names(scenario: str, repos: int) -> list:
     prefix = SCENARIOS[scenario]["prefix"]
     names = ["%s/app%02d" % (prefix, i) for i in range(repos)]
     if SCENARIOS[scenario]["extras"]:
-        names += ["%s/multi" % prefix, "%s/big" % prefix]
+        names += ["%s/multi" % prefix]
+        if SCENARIOS[scenario].get("big", True):
+            names += ["%s/big" % prefix]
     return names
 
 
@@ -192,6 +219,8 @@ def push_corpus(scenario: str, repos: int, tags: int, big_mib: int, cache_dir: s
     index = make_multiarch(seed=50, layers=[2 * 1024 * 1024], platforms=("linux/amd64", "linux/arm64", "linux/arm/v7"),
                            cache_dir=cache_dir, **BASE)
     pusher.push(index, "%s/multi" % prefix, ["latest"])
+    if not spec.get("big", True):
+        return {"images": images + 1, "index_digest": index.manifest.digest}
     log("generating/pushing the %d MiB layer (cached after the first run)" % big_mib)
     big = make_image(seed=99, layers=[big_mib * 1024 * 1024], cache_dir=cache_dir, **BASE)
     pusher.push(big, "%s/big" % prefix, ["1.0"])
@@ -206,32 +235,92 @@ def push_new_tag(scenario: str, cache_dir: str) -> None:
 
 # ---- the two tools ----------------------------------------------------------------------------
 
-def write_inputs(workdir: str, repos: list, concurrency: int) -> tuple:
+def write_inputs(workdir: str, repos: list, concurrency: int | None, wan: bool = False) -> tuple:
+    """The two commands; ``concurrency`` None leaves the module's default; ``wan`` points both
+    tools at the latency proxy's ports."""
+    port = (lambda p: PROXY_OF[p]) if wan else (lambda p: p)
+    options = {
+        "source_registry": "http://127.0.0.1:%d" % port(SRC_PORT),
+        "destination_registry": "http://127.0.0.1:%d" % port(DOCKYARD_PORT),
+        "repositories": repos,
+    }
+    if concurrency:
+        options["concurrency"] = concurrency
     playbook = os.path.join(workdir, "sync.yml")
     with open(playbook, "w") as handle:
         json.dump([{
             "hosts": "localhost",
             "gather_facts": False,
             "vars": {"ansible_python_interpreter": sys.executable},
-            "tasks": [{
-                "name": "registry_sync",
-                "dockyard.registry.registry_sync": {
-                    "source_registry": "http://127.0.0.1:%d" % SRC_PORT,
-                    "destination_registry": "http://127.0.0.1:%d" % DOCKYARD_PORT,
-                    "repositories": repos,
-                    "concurrency": concurrency,
-                },
-            }],
+            "tasks": [{"name": "registry_sync", "dockyard.registry.registry_sync": options}],
         }], handle, indent=1)
     skopeo_yaml = os.path.join(workdir, "skopeo.yml")
     with open(skopeo_yaml, "w") as handle:
-        handle.write("127.0.0.1:%d:\n  tls-verify: false\n  images:\n" % SRC_PORT)
+        handle.write("127.0.0.1:%d:\n  tls-verify: false\n  images:\n" % port(SRC_PORT))
         for repo in repos:
             handle.write("    %s: []\n" % repo)
     dockyard = ["ansible-playbook", "-i", "localhost,", "-c", "local", playbook]
     skopeo = ["skopeo", "sync", "--all", "--preserve-digests", "--src", "yaml", "--dest", "docker",
-              "--dest-tls-verify=false", skopeo_yaml, "127.0.0.1:%d" % SKOPEO_PORT]
+              "--dest-tls-verify=false", skopeo_yaml, "127.0.0.1:%d" % port(SKOPEO_PORT)]
     return dockyard, skopeo
+
+
+def write_floor(workdir: str) -> list:
+    """What Ansible itself costs: the same ansible-playbook command with one trivial module
+    (``ansible.builtin.ping``) instead of registry_sync."""
+    playbook = os.path.join(workdir, "floor.yml")
+    with open(playbook, "w") as handle:
+        json.dump([{"hosts": "localhost", "gather_facts": False,
+                    "vars": {"ansible_python_interpreter": sys.executable},
+                    "tasks": [{"name": "ping", "ansible.builtin.ping": {}}]}], handle, indent=1)
+    return ["ansible-playbook", "-i", "localhost,", "-c", "local", playbook]
+
+
+class LatencyProxy:
+    """benchmarks/latency_proxy.py in its own process, for the wan scenario."""
+
+    def __init__(self, delay: float) -> None:
+        argv = [sys.executable, os.path.join(HERE, "latency_proxy.py"), "--delay", str(delay),
+                "--control", str(PROXY_CONTROL)]
+        for listen, target in PROXY_ROUTES.items():
+            argv += ["--route", "%d:%d" % (listen, target)]
+        self.proc = subprocess.Popen(argv)  # pylint: disable=consider-using-with
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                self.counts()
+                return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise SystemExit("the latency proxy did not start")
+
+    @staticmethod
+    def counts() -> dict:
+        import socket  # pylint: disable=import-outside-toplevel
+        with socket.create_connection(("127.0.0.1", PROXY_CONTROL), timeout=10) as sock:
+            data = b""
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        return json.loads(data.decode())
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
+def proxy_delta(before: dict, after: dict, port: int) -> dict:
+    """Requests and connections the tool sent through the proxy to the source and its destination."""
+    result = {}
+    for side, target in (("source", SRC_PORT), ("destination", port)):
+        key = str(PROXY_OF[target])
+        result[side] = dict((k, after[key][k] - before[key][k]) for k in ("requests", "connections"))
+    result["requests"] = result["source"]["requests"] + result["destination"]["requests"]
+    result["connections"] = result["source"]["connections"] + result["destination"]["connections"]
+    return result
 
 
 class PeakRss:
@@ -294,7 +383,7 @@ def module_result(measurement: dict) -> dict:
     output = json.loads(measurement.pop("stdout"))
     result = output["plays"][0]["tasks"][0]["hosts"]["localhost"]
     summary = dict((k, result.get(k)) for k in ("duration", "bytes_copied", "blobs_uploaded", "blobs_mounted",
-                                                "blobs_skipped", "changed"))
+                                                "blobs_skipped", "changed", "in_flight"))
     summary.update(copied=len(result.get("copied", [])), skipped=len(result.get("skipped_images", [])),
                    failed=len(result.get("failed_images", [])))
     return summary
@@ -357,75 +446,26 @@ def compare(repos: list) -> dict:
 
 # ---- report ------------------------------------------------------------------------------------
 
-def verdict(ratio: float, target: float) -> str:
-    return "met" if ratio <= target else "MISSED"
-
-
-def scenario_table(name: str, data: dict) -> list:
-    rows = []
-    for key, label in (("cold", "cold sync into an empty registry"), ("noop", "no-op re-sync"),
-                       ("incremental", "incremental (one new tag)")):
-        ours, theirs = data[key]["dockyard"]["seconds"], data[key]["skopeo"]["seconds"]
-        ratio = ours / theirs
-        target = TARGETS.get(key)
-        module = data[key].get("module", {}).get("duration")
-        module_ratio = ("%.2f" % (module / theirs)) if module is not None else "-"
-        if target:
-            module_verdict = verdict(module / theirs, target) if module is not None else "-"
-            goal = "<= %.1f: end to end %s, module %s" % (target, verdict(ratio, target), module_verdict)
-        else:
-            goal = "-"
-        rows.append("| %s | %.2f s | %s | %.2f s | %.2f | %s | %s |" % (
-            label, ours, ("%.2f s" % module) if module is not None else "-", theirs, ratio, module_ratio, goal))
-    rss = data["cold"]["dockyard"]["peak_rss_mib"]
-    skopeo_rss = data["cold"]["skopeo"]["peak_rss_mib"]
-    check = data["digests"]
-    ok = all(not check[t][k] for t in ("dockyard", "skopeo") for k in ("missing", "different", "extra"))
-    corpus = data["corpus"]
-    if SCENARIOS[name]["extras"]:
+def describe(name: str, corpus: dict, delay: float | None) -> str:
+    """The corpus of a scenario in words, for the report."""
+    spec = SCENARIOS[name]
+    if spec["extras"] and spec.get("big", True):
         what = ("%d repositories x %d tags sharing 2 base layers (16 + 4 MiB), a 3-platform index, one image with a "
                 "%d MiB layer" % (corpus["repos"], corpus["tags"], corpus["big_mib"]))
     else:
         what = ("%d repositories x %d tags of small images (2 own layers of 32 + 4 KiB) sharing 2 base layers "
-                "(16 + 4 MiB)" % (corpus["repos"], corpus["tags"]))
-    lines = [
-        "## scenario `%s`: %s; %d tags, %.0f MiB of blobs" % (name, what, check["tags"], corpus["source_mib"]),
-        "",
-        "| scenario | dockyard (ansible-playbook, wall) | of which the module | skopeo sync | ratio (wall) "
-        "| ratio (module) | target |",
-        "|---|---|---|---|---|---|---|",
-    ] + rows + [
-        "| peak RSS during the cold sync | %.1f MiB | | %.1f MiB | | | <= 128 MiB: %s |"
-        % (rss, skopeo_rss, "met" if rss <= TARGETS["rss_mib"] else "MISSED"),
-        "",
-        "Digests: %s (%d tags compared with the source on both destinations)."
-        % ("identical on both sides" if ok else "DIFFERENCES: %s" % json.dumps(check), check["tags"]),
-        "No-op: hyperfine mean of %d runs after a warm-up (stddev %.2f s / %.2f s). Load average (1 min) at the "
-        "start / after cold / after no-op / at the end: %s."
-        % (data["noop_runs"], data["noop"]["dockyard"].get("stddev", 0), data["noop"]["skopeo"].get("stddev", 0),
-           " / ".join(data["load"])),
-        "Cold-sync engine counters: %s." % json.dumps(data["cold"]["module"]),
-        "",
-    ]
-    return lines
+                "(16 + 4 MiB)%s" % (corpus["repos"], corpus["tags"], ", a 3-platform index" if spec["extras"] else ""))
+    if delay is not None:
+        what += "; both tools through the latency proxy (%.0f ms each way, one more round trip per connection)" \
+            % (delay * 1000)
+    return what
 
 
-def write_report(path: str, data: dict) -> str:
-    lines = [
-        "# registry_sync vs skopeo sync",
-        "",
-        "%s; %d CPU cores; skopeo %s; ansible-core %s. Cold and incremental: one run each. The dockyard column is "
-        "the whole `ansible-playbook` process (Ansible start-up included); the module column is registry_sync's own "
-        "`duration`, and the module ratio divides it by skopeo's whole run."
-        % (data["when"], os.cpu_count() or 0, data["skopeo_version"], data["ansible_version"]),
-        "",
-    ]
-    for name, scenario in data["scenarios"].items():
-        lines += scenario_table(name, scenario)
-    text = "\n".join(lines)
-    with open(path, "w") as handle:
+def write_atomically(path: str, text: str) -> None:
+    temp = path + ".tmp"
+    with open(temp, "w") as handle:
         handle.write(text)
-    return text
+    os.replace(temp, path)
 
 
 def loadavg() -> str:
@@ -433,49 +473,88 @@ def loadavg() -> str:
         return handle.read().split()[0]
 
 
-def run_scenario(name: str, args, repos_n: int, tags_n: int, noop_runs: int, cache_dir: str, env: dict) -> dict:
-    data = {"noop_runs": noop_runs, "load": [loadavg()]}
+def fresh_registries(name: str, workdir: str) -> str:
     log("[%s] starting registries on 127.0.0.1:%d (source), :%d (registry_sync), :%d (skopeo)"
         % (name, SRC_PORT, DOCKYARD_PORT, SKOPEO_PORT))
-    src_data = start_registry(SRC_PORT, args.workdir)
+    src_data = start_registry(SRC_PORT, workdir)
     # the source is rebuilt for every scenario so the incremental tag is new each time
     shutil.rmtree(src_data)
-    src_data = start_registry(SRC_PORT, args.workdir)
-    start_registry(DOCKYARD_PORT, args.workdir)
-    start_registry(SKOPEO_PORT, args.workdir)
+    src_data = start_registry(SRC_PORT, workdir)
+    start_registry(DOCKYARD_PORT, workdir)
+    start_registry(SKOPEO_PORT, workdir)
+    return src_data
+
+
+def counted(proxy, argv: list, env: dict, port: int, marker: str | None = None) -> tuple:
+    """``timed`` with the proxy's request and connection counts of this command (wan only)."""
+    before = proxy.counts() if proxy else None
+    measurement = timed(argv, env, marker)
+    return measurement, (proxy_delta(before, proxy.counts(), port) if proxy else None)
+
+
+def run_scenario(name: str, args, repos_n: int, tags_n: int, noop_runs: int, cache_dir: str, env: dict) -> dict:
+    data = {"noop_runs": noop_runs, "load": [loadavg()]}
+    src_data = fresh_registries(name, args.workdir)
     log("[%s] pushing the corpus" % name)
     corpus = push_corpus(name, repos_n, tags_n, args.big_mib, cache_dir)
     repos = repo_names(name, repos_n)
-    dockyard_cmd, skopeo_cmd = write_inputs(args.workdir, repos, args.concurrency)
+    wan = name == "wan"
+    dockyard_cmd, skopeo_cmd = write_inputs(args.workdir, repos, args.concurrency, wan=wan)
+    floor_cmd = write_floor(args.workdir)
     source_bytes = warm_page_cache(src_data)
     data["corpus"] = dict(corpus, repos=repos_n, tags=tags_n, big_mib=args.big_mib,
                           source_mib=source_bytes / 1048576.0)
+    proxy = LatencyProxy(args.delay) if wan else None
+    if wan:
+        data["delay"] = args.delay
+    data["what"] = describe(name, data["corpus"], args.delay if wan else None)
+    try:
+        log("[%s] cold sync: registry_sync" % name)
+        ours, traffic = counted(proxy, dockyard_cmd, env, DOCKYARD_PORT, "AnsiballZ_registry_sync")
+        data["cold"] = {"dockyard": ours}
+        data["cold"]["module"] = module_result(data["cold"]["dockyard"])
+        log("[%s] cold sync: skopeo" % name)
+        if os.path.exists(SKOPEO_CACHE):
+            os.remove(SKOPEO_CACHE)
+        warm_page_cache(src_data)
+        theirs, their_traffic = counted(proxy, skopeo_cmd, env, SKOPEO_PORT, "skopeo")
+        data["cold"]["skopeo"] = theirs
+        data["cold"]["skopeo"].pop("stdout")
+        if wan:
+            data["cold"]["proxy"] = {"dockyard": traffic, "skopeo": their_traffic}
+        data["load"].append(loadavg())
 
-    log("[%s] cold sync: registry_sync" % name)
-    data["cold"] = {"dockyard": timed(dockyard_cmd, env, "AnsiballZ_registry_sync")}
-    data["cold"]["module"] = module_result(data["cold"]["dockyard"])
-    log("[%s] cold sync: skopeo" % name)
-    if os.path.exists(SKOPEO_CACHE):
-        os.remove(SKOPEO_CACHE)
-    warm_page_cache(src_data)
-    data["cold"]["skopeo"] = timed(skopeo_cmd, env, "skopeo")
-    data["cold"]["skopeo"].pop("stdout")
-    data["load"].append(loadavg())
+        log("[%s] no-op re-sync (hyperfine)" % name)
+        commands = {"dockyard": dockyard_cmd, "skopeo": skopeo_cmd}
+        if not wan:
+            commands["ansible-floor"] = floor_cmd
+        noop = hyperfine(commands, env, args.workdir, noop_runs)
+        # a few more (untimed by hyperfine) runs for the module's own view of a no-op: the median
+        runs = []
+        for _run in range(3):
+            measurement, traffic = counted(proxy, dockyard_cmd, env, DOCKYARD_PORT)
+            runs.append(dict(module_result(measurement), traffic=traffic))
+        runs.sort(key=lambda r: r["duration"])
+        data["noop"] = {"dockyard": noop["dockyard"], "skopeo": noop["skopeo"], "floor": noop.get("ansible-floor"),
+                        "module": runs[1], "module_runs": [r["duration"] for r in runs]}
+        if wan:
+            _m, their_traffic = counted(proxy, skopeo_cmd, env, SKOPEO_PORT)
+            data["noop"]["proxy"] = {"dockyard": runs[1]["traffic"], "skopeo": their_traffic}
+        data["load"].append(loadavg())
 
-    log("[%s] no-op re-sync (hyperfine)" % name)
-    noop = hyperfine({"dockyard": dockyard_cmd, "skopeo": skopeo_cmd}, env, args.workdir, noop_runs)
-    # a few more (untimed by hyperfine) runs for the module's own view of a no-op: the median
-    durations = sorted((module_result(timed(dockyard_cmd, env)) for _run in range(3)), key=lambda r: r["duration"])
-    data["noop"] = {"dockyard": noop["dockyard"], "skopeo": noop["skopeo"], "module": durations[1],
-                    "module_runs": [r["duration"] for r in durations]}
-    data["load"].append(loadavg())
-
-    log("[%s] incremental: one new tag" % name)
-    push_new_tag(name, cache_dir)
-    data["incremental"] = {"dockyard": timed(dockyard_cmd, env)}
-    data["incremental"]["module"] = module_result(data["incremental"]["dockyard"])
-    data["incremental"]["skopeo"] = timed(skopeo_cmd, env)
-    data["incremental"]["skopeo"].pop("stdout")
+        log("[%s] incremental: one new tag" % name)
+        push_new_tag(name, cache_dir)
+        ours, traffic = counted(proxy, dockyard_cmd, env, DOCKYARD_PORT)
+        data["incremental"] = {"dockyard": ours}
+        data["incremental"]["module"] = module_result(data["incremental"]["dockyard"])
+        theirs, their_traffic = counted(proxy, skopeo_cmd, env, SKOPEO_PORT)
+        data["incremental"]["skopeo"] = theirs
+        data["incremental"]["skopeo"].pop("stdout")
+        if wan:
+            data["incremental"]["proxy"] = {"dockyard": traffic, "skopeo": their_traffic}
+    finally:
+        if proxy:
+            proxy.stop()
 
     log("[%s] comparing digests" % name)
     data["digests"] = compare(repos)
@@ -483,25 +562,106 @@ def run_scenario(name: str, args, repos_n: int, tags_n: int, noop_runs: int, cac
     return data
 
 
+def push_small(prefix: str, repos: int, tags: int, first_seed: int) -> list:
+    """``repos`` repositories of ``tags`` small images each (config + one 1 KiB layer)."""
+    names = ["%s/r%03d" % (prefix, i) for i in range(repos)]
+
+    def push_repo(i: int) -> None:
+        pusher = Pusher("http://127.0.0.1:%d" % SRC_PORT)
+        for j in range(tags):
+            image = make_image(seed=first_seed + i * 1000 + j, layers=SCALING_LAYERS)
+            pusher.push(image, names[i], ["t%04d" % j])
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(push_repo, range(repos)))
+    return names
+
+
+def digests_ok(repos: list) -> bool:
+    check = compare(repos)
+    return bool(check["tags"]) and all(not check[t][k] for t in ("dockyard", "skopeo")
+                                       for k in ("missing", "different", "extra"))
+
+
+def run_scaling(args, env: dict) -> dict:
+    rows = []
+    for total in [int(n) for n in args.scaling.split(",") if n.strip()]:
+        repos_n = max(1, total // SCALING_TAGS_PER_REPO)
+        tags_n = min(total, SCALING_TAGS_PER_REPO)
+        row = {"tags": repos_n * tags_n, "load": [loadavg()]}
+        src_data = fresh_registries("scaling %d" % total, args.workdir)
+        log("[scaling %d] pushing %d repositories x %d small images" % (total, repos_n, tags_n))
+        repos = push_small("s%d" % total, repos_n, tags_n, 7000)
+        dockyard_cmd, skopeo_cmd = write_inputs(args.workdir, repos, args.concurrency)
+        warm_page_cache(src_data)
+        log("[scaling %d] cold" % total)
+        row["cold"] = {"dockyard": timed(dockyard_cmd, env)}
+        row["cold"]["module"] = module_result(row["cold"]["dockyard"])
+        if os.path.exists(SKOPEO_CACHE):
+            os.remove(SKOPEO_CACHE)
+        row["cold"]["skopeo"] = timed(skopeo_cmd, env)
+        row["cold"]["skopeo"].pop("stdout")
+        log("[scaling %d] no-op" % total)
+        row["noop"] = {"dockyard": timed(dockyard_cmd, env)}
+        row["noop"]["module"] = module_result(row["noop"]["dockyard"])
+        row["noop"]["skopeo"] = timed(skopeo_cmd, env)
+        row["noop"]["skopeo"].pop("stdout")
+        row["digests_ok"] = digests_ok(repos)
+        row["load"].append(loadavg())
+        rows.append(row)
+    return {"rows": rows, "tags_per_repo": SCALING_TAGS_PER_REPO}
+
+
+def run_rss(args, cache_dir: str, env: dict) -> dict:
+    data = {"big_mib": args.rss_mib, "load": [loadavg()]}
+    src_data = fresh_registries("rss", args.workdir)
+    log("[rss] generating/pushing the %d MiB layer (cached after the first run)" % args.rss_mib)
+    image = make_image(seed=98, layers=[args.rss_mib * 1024 * 1024], cache_dir=cache_dir)
+    Pusher("http://127.0.0.1:%d" % SRC_PORT).push(image, "rss/huge", ["1.0"])
+    repos = ["rss/huge"]
+    dockyard_cmd, skopeo_cmd = write_inputs(args.workdir, repos, args.concurrency)
+    warm_page_cache(src_data)
+    log("[rss] cold sync, both tools")
+    data["dockyard"] = timed(dockyard_cmd, env, "AnsiballZ_registry_sync")
+    data["module"] = module_result(data["dockyard"])
+    if os.path.exists(SKOPEO_CACHE):
+        os.remove(SKOPEO_CACHE)
+    data["skopeo"] = timed(skopeo_cmd, env, "skopeo")
+    data["skopeo"].pop("stdout")
+    data["digests_ok"] = digests_ok(repos)
+    data["load"].append(loadavg())
+    return data
+
+
 def main(argv: list | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
-    parser.add_argument("--scenarios", default="base,scale", help="comma-separated: base, scale")
+    parser.add_argument("--scenarios", default="base,scale,wan,scaling,rss",
+                        help="comma-separated: base, scale, wan, scaling, rss (default: all)")
     parser.add_argument("--repos", type=int, default=24)
     parser.add_argument("--tags", type=int, default=5)
     parser.add_argument("--big-mib", type=int, default=512)
     parser.add_argument("--scale-repos", type=int, default=40)
     parser.add_argument("--scale-tags", type=int, default=25)
-    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--wan-repos", type=int, default=12)
+    parser.add_argument("--wan-tags", type=int, default=5)
+    parser.add_argument("--delay", type=float, default=0.025, help="wan: seconds added each way")
+    parser.add_argument("--scaling", default="100,1000,5000", help="tag counts of the scaling table")
+    parser.add_argument("--rss-mib", type=int, default=1024, help="the layer of the peak-RSS row")
+    parser.add_argument("--concurrency", type=int, default=None, help="default: the module's own")
     parser.add_argument("--noop-runs", type=int, default=5)
     parser.add_argument("--scale-noop-runs", type=int, default=3)
     parser.add_argument("--workdir", default=os.environ.get("DOCKYARD_BENCH_DIR", "/var/tmp/dockyard-bench"))
     parser.add_argument("--results", default=os.path.join(HERE, "results"))
     parser.add_argument("--keep", action="store_true", help="leave the registries running")
+    parser.add_argument("--fresh", action="store_true",
+                        help="forget the scenarios of the last latest.json (default: keep those not run now)")
+    parser.add_argument("--no-docs", dest="update_docs", action="store_false",
+                        help="do not rewrite the generated tables of README.md and benchmarks/README.md")
     args = parser.parse_args(argv)
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     for name in scenarios:
-        if name not in SCENARIOS:
-            parser.error("unknown scenario %r (known: %s)" % (name, ", ".join(SCENARIOS)))
+        if name not in SCENARIOS and name not in EXTRAS:
+            parser.error("unknown scenario %r (known: %s)" % (name, ", ".join(list(SCENARIOS) + list(EXTRAS))))
 
     for tool in ("docker", "skopeo", "hyperfine", "ansible-playbook"):
         if shutil.which(tool) is None:
@@ -513,10 +673,15 @@ def main(argv: list | None = None) -> int:
     env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_RETRY_FILES_ENABLED="0",
                ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
 
-    data = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "skopeo_version": sh("skopeo", "--version").stdout.split()[-1],
+    latest = os.path.join(args.results, "latest.json")
+    previous = {}
+    if os.path.exists(latest) and not args.fresh:
+        # scenarios not run this time keep their last measurement (each carries its own date)
+        with open(latest) as handle:
+            previous = json.load(handle).get("scenarios", {})
+    data = {"skopeo_version": sh("skopeo", "--version").stdout.split()[-1],
             "ansible_version": sh("ansible", "--version").stdout.splitlines()[0].split()[-1].rstrip("]"),
-            "machine": platform.platform(), "scenarios": {}}
+            "machine": platform.platform(), "cpus": os.cpu_count() or 0, "scenarios": previous}
     # The integration harness (hack/integration.sh) removes every dockyard.test=1 container
     # when it starts in CI mode, ours included: share its lock so neither pulls the other's
     # registries away in the middle of a run.
@@ -527,18 +692,35 @@ def main(argv: list | None = None) -> int:
         log("an integration run holds %s; waiting for it" % lock.name)
         fcntl.flock(lock, fcntl.LOCK_EX)
     text = ""
+    started = time.monotonic()
+    # a SIGTERM (timeout, a killed make) still runs the clean-up below: registries, proxy
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(143))
     try:
         for name in scenarios:
+            when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+            scenario_started = time.monotonic()
             if name == "base":
-                data["scenarios"][name] = run_scenario(name, args, args.repos, args.tags, args.noop_runs,
-                                                       cache_dir, env)
+                result = run_scenario(name, args, args.repos, args.tags, args.noop_runs, cache_dir, env)
+            elif name == "scale":
+                result = run_scenario(name, args, args.scale_repos, args.scale_tags, args.scale_noop_runs,
+                                      cache_dir, env)
+            elif name == "wan":
+                result = run_scenario(name, args, args.wan_repos, args.wan_tags, args.scale_noop_runs, cache_dir, env)
+            elif name == "scaling":
+                result = run_scaling(args, env)
             else:
-                data["scenarios"][name] = run_scenario(name, args, args.scale_repos, args.scale_tags,
-                                                       args.scale_noop_runs, cache_dir, env)
+                result = run_rss(args, cache_dir, env)
+            result.update(when=when, concurrency=args.concurrency,
+                          minutes=round((time.monotonic() - scenario_started) / 60, 1))
+            data["scenarios"][name] = result
             # written after every scenario, so an interrupted run keeps what it measured
-            with open(os.path.join(args.results, "latest.json"), "w") as handle:
-                json.dump(data, handle, indent=2)
-            text = write_report(os.path.join(args.results, "latest.md"), data)
+            write_atomically(latest, json.dumps(data, indent=2))
+            text = report.full_report(data)
+            write_atomically(os.path.join(args.results, "latest.md"), text)
+            log("%s done after %.1f min" % (name, (time.monotonic() - started) / 60))
+        if args.update_docs:
+            report.update_docs(data)
+            log("README.md and benchmarks/README.md: generated tables rewritten from %s" % latest)
     finally:
         if not args.keep:
             stop_registries(args.workdir, purge=True)

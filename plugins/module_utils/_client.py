@@ -331,6 +331,9 @@ class RegistryClient:
                 context = functools.partial(tls_context, validate_certs, registry=display, prefix=option_prefix)
             transport = HttpTransport(context)
         self.transport = transport
+        # an _pool.AdaptiveLimit shared by the threads using this client (registry_sync sets
+        # one per registry); None: no limit beyond the caller's thread count
+        self.limiter = None
         self.auth = Authenticator(registry, self.credentials, self._token_fetch, clock=clock)
 
     def __repr__(self) -> str:
@@ -550,7 +553,7 @@ class RegistryClient:
         elif method in ("POST", "PUT"):
             send_headers["Content-Length"] = "0"
         try:
-            response = self.transport.request(method, url, send_headers, payload, self.timeout)
+            response = self._send(method, url, send_headers, payload)
         except ConnectionDropped:
             error, _retryable = self._network_error(ConnectionResetError(), url, reference)
             if not retry:
@@ -615,6 +618,23 @@ class RegistryClient:
         if status in RETRY_STATUSES:
             raise _Retry(error, parse_retry_after(response.getheader("Retry-After"), self._wall_clock))
         raise error
+
+    def _send(self, method: str, url: str, headers: dict[str, str], payload):
+        """The transport's request, within this registry's limit of requests in flight (when
+        the client has a ``limiter``, an :class:`_pool.AdaptiveLimit`): it learns the time
+        to the answer and its status."""
+        limiter = self.limiter
+        if limiter is None:
+            return self.transport.request(method, url, headers, payload, self.timeout)
+        limiter.acquire()
+        started = self._clock()
+        status = None
+        try:
+            response = self.transport.request(method, url, headers, payload, self.timeout)
+            status = response.status
+            return response
+        finally:
+            limiter.release(self._clock() - started, status)
 
     def _redirect(self, response, state: _Exchange, method: str, reference: str | None,
                   follow: bool) -> None:
@@ -833,6 +853,24 @@ class RegistryClient:
                 pass
         return False
 
+    def _mount_first(self, repository: str, digest: str, from_repository: str, ref: str | None) -> str | None:
+        """``POST ?mount=&from=``: None when the registry mounted the blob (201), else the upload
+        session it opened instead (202 with a Location: distribution does that when the blob is
+        not in ``from_repository``, or mounting is off) for the caller to upload into, or ""
+        when there is no session to use (a registry that does not know mounts: start one)."""
+        query = urlencode({"mount": digest, "from": from_repository})
+        try:
+            response = self._request("POST", "/v2/%s/blobs/uploads/?%s" % (self._repo_path(repository), query),
+                                     scopes=["repository:%s:pull,push" % repository,
+                                             "repository:%s:pull" % from_repository],
+                                     reference=ref, what="mount", ok=(201, 202))
+        except (NotFound, Unsupported):
+            return ""
+        if response.status == 201:
+            return None
+        location = response.getheader("Location")
+        return urljoin(self._url("/v2/"), location) if location else ""
+
     def upload_probe(self, repository: str) -> None:
         """Open an upload session in ``repository`` and cancel it at once (registry_diagnose's push check).
 
@@ -849,8 +887,14 @@ class RegistryClient:
                           what="cancel an upload to", ok=(200, 202, 204), allow_missing=True)
 
     def blob_upload(self, repository: str, digest: str, stream: BinaryIO | None = None, size: int = 0, *,
-                    open_stream: Callable[[], BinaryIO] | None = None) -> None:
-        """Upload a blob monolithically (POST a session, PUT the bytes with ``?digest=``).
+                    open_stream: Callable[[], BinaryIO] | None = None, mount_from: str | None = None) -> str:
+        """Upload a blob monolithically (POST a session, PUT the bytes with ``?digest=``);
+        returns ``"mounted"`` or ``"uploaded"``.
+
+        With ``mount_from`` (a repository of the same registry that may hold the blob) the
+        session's POST asks for a cross-repository mount first: a 201 is the whole copy (the
+        source is never opened), a 202 is the upload session to send the bytes to. One request
+        instead of a HEAD, a mount and a POST.
 
         Give either ``stream`` (its current position must be the blob start; it is
         rewound for a retry when seekable) or ``open_stream``, a callable returning a
@@ -870,6 +914,11 @@ class RegistryClient:
             opener = open_stream
         scopes = ["repository:%s:pull,push" % repository]
         state: dict[str, str | None] = {"session": None}
+        if mount_from and mount_from != repository:
+            session = self._mount_first(repository, digest, mount_from, ref)
+            if session is None:
+                return "mounted"
+            state["session"] = session or None
 
         def attempt() -> None:
             try:
@@ -879,6 +928,7 @@ class RegistryClient:
                 raise
 
         self._retrying(attempt)
+        return "uploaded"
 
     def _rewinder(self, stream: BinaryIO, ref: str | None) -> Callable[[], BinaryIO]:
         try:

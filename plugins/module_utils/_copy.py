@@ -29,7 +29,6 @@ from concurrent.futures import FIRST_COMPLETED, wait
 from typing import Any
 
 from ansible_collections.dockyard.registry.plugins.module_utils._errors import (
-    NotFound,
     RegistryError,
     ServerError,
     Unreachable,
@@ -49,6 +48,10 @@ __all__ = [
 # through ``open_stream``): one more fresh start once the client's retry budget is spent.
 BLOB_ATTEMPTS = 2
 BLOB_RETRY_BASE = 0.5
+# Blobs up to this size are uploaded without a HEAD first into a repository that had no tag
+# (a cold copy): the HEAD would almost always say 404, and costs a round trip per blob. A
+# larger blob is HEADed, so an interrupted copy resumed later does not send it again.
+HEADLESS_BLOB_LIMIT = 1024 * 1024
 
 
 # --------------------------------------------------------------------------------------
@@ -104,12 +107,13 @@ class _Cancelled(RegistryError):
 
 
 class _ImageRun:
-    def __init__(self, planned: PlannedCopy, src, dst, same_registry: bool) -> None:
+    def __init__(self, planned: PlannedCopy, src, dst, same_registry: bool, fresh: bool = False) -> None:
         self.planned = planned
         self.job = planned.job
         self.src = src
         self.dst = dst
         self.same_registry = same_registry
+        self.fresh = fresh          # the destination repository had no tag when planned
         self.failed = False
         self.done = False
 
@@ -138,6 +142,7 @@ class _BlobTask:
         self.src_repository = image.job.source.repository
         self.dst_registry = image.job.destination.registry.display
         self.same_registry = image.same_registry
+        self.fresh = image.fresh
         self.waiters: list[tuple] = []          # (image, callback)
         self.followers: list[_BlobTask] = []    # waiting for this upload to mount from it
         self.done = False
@@ -178,9 +183,11 @@ class _Executor:
                 if planned.action != "copy":
                     continue
                 job = planned.job
+                dst_key = registry_key(job.destination.registry)
                 image = _ImageRun(planned, self.plan.src_client_for(job.source.registry),
                                   self.plan.dst_client_for(job.destination.registry),
-                                  registry_key(job.source.registry) == registry_key(job.destination.registry))
+                                  registry_key(job.source.registry) == dst_key,
+                                  (dst_key, job.destination.repository) in self.plan.fresh)
                 self.images.append(image)
                 self.start_image(image)
             self.drain()
@@ -237,13 +244,15 @@ class _Executor:
         # fetched by the digest the plan saw, so a tag moved meanwhile cannot mix two images
         node = _ManifestNode(image, None, image.planned.source_digest or job.source.reference, put_refs,
                              image.planned.source_digest)
-        if image.planned.manifest is not None:
-            self.on_manifest(node, image.planned.manifest)
-        elif image.planned.source_digest:
+        prefetched = image.planned.manifest
+        if image.planned.source_digest and not image.fresh:
             # The whole image may already be in the destination under its digest (another
-            # tag has it): then only the tag is missing, no blob needs a look.
+            # tag has it): then only the tag is missing, no blob needs a look. Not asked in a
+            # repository without tags: a top manifest is only ever put with its tag.
             self.submit(image, image.dst.manifest_head, lambda desc: self.on_top_head(node, desc),
                         dest.repository, image.planned.source_digest)
+        elif prefetched is not None:
+            self.on_manifest(node, prefetched)
         else:
             self.submit(image, image.src.manifest_get, lambda m: self.on_manifest(node, m),
                         job.source.repository, node.source_ref)
@@ -251,6 +260,9 @@ class _Executor:
     def on_top_head(self, node: _ManifestNode, desc) -> None:
         image = node.image
         present = desc is not None and desc.digest in (None, node.expected_digest)
+        if image.planned.manifest is not None:
+            self.on_manifest(node, image.planned.manifest, already_present=present)
+            return
         self.submit(image, image.src.manifest_get,
                     lambda m: self.on_manifest(node, m, already_present=present),
                     image.job.source.repository, node.source_ref)
@@ -390,30 +402,28 @@ class _Executor:
             self.start_blob(follower)
 
     def copy_blob(self, task: _BlobTask, mount_from: str | None) -> str:
-        dst = task.dst
-        if dst.blob_head(task.repository, task.digest) is not None:
-            return "skipped"
-        candidates = []
-        if mount_from and mount_from != task.repository:
-            candidates.append(mount_from)
-        if task.same_registry and task.src_repository not in candidates and task.src_repository != task.repository:
-            candidates.append(task.src_repository)
-        for repository in candidates:
-            try:
-                if dst.blob_mount(task.repository, task.digest, repository):
-                    return "mounted"
-            except NotFound:
-                continue
-        self.upload_blob(task)
-        return "uploaded"
+        """One blob into one destination repository, in as few requests as it takes.
 
-    def upload_blob(self, task: _BlobTask) -> None:
+        A repository of the destination registry known to hold the blob (uploaded earlier in
+        this run, or the source repository of a same-registry copy) is asked for a mount
+        first, without a HEAD: the POST that asks is also the one that opens the upload
+        session when the registry declines. Without one, a HEAD first (it saves the bytes
+        when the blob is there), except for small blobs in a repository that had no tag:
+        they go straight to the upload."""
+        candidate = mount_from if mount_from and mount_from != task.repository else None
+        if candidate is None and task.same_registry and task.src_repository != task.repository:
+            candidate = task.src_repository
+        if candidate is None and not (task.fresh and 0 <= task.size <= HEADLESS_BLOB_LIMIT):
+            if task.dst.blob_head(task.repository, task.digest) is not None:
+                return "skipped"
+        return self.upload_blob(task, candidate)
+
+    def upload_blob(self, task: _BlobTask, mount_from: str | None = None) -> str:
         attempt = 0
         while True:
             attempt += 1
             try:
-                self._upload_once(task)
-                return
+                return self._upload_once(task, mount_from)
             except (ServerError, Unreachable):
                 # the client's retries are spent: one fresh start of the whole blob
                 if attempt >= BLOB_ATTEMPTS:
@@ -423,7 +433,7 @@ class _Executor:
                     self.retry_stats.record(task.dst_registry, None, delay)
                 time.sleep(delay)
 
-    def _upload_once(self, task: _BlobTask) -> None:
+    def _upload_once(self, task: _BlobTask, mount_from: str | None) -> str:
         readers = []
 
         def open_stream():
@@ -435,7 +445,8 @@ class _Executor:
             return reader
 
         try:
-            task.dst.blob_upload(task.repository, task.digest, None, task.size, open_stream=open_stream)
+            return task.dst.blob_upload(task.repository, task.digest, None, task.size, open_stream=open_stream,
+                                        mount_from=mount_from)
         finally:
             for reader in readers:
                 reader.close()

@@ -15,6 +15,7 @@ be copied, skipped and pruned. :mod:`_copy` carries a plan out.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Sequence
 
 from ansible_collections.dockyard.registry.plugins.module_utils._errors import (
@@ -118,12 +119,15 @@ class PlannedPrune:
 
 class Plan:
     def __init__(self, copies: list[PlannedCopy], prunes: list[PlannedPrune], src_client_for: Callable,
-                 dst_client_for: Callable, platforms: str | list[str]) -> None:
+                 dst_client_for: Callable, platforms: str | list[str], fresh: set | None = None) -> None:
         self.copies = copies
         self.prunes = prunes
         self.src_client_for = src_client_for
         self.dst_client_for = dst_client_for
         self.platforms = platforms
+        # (registry key, repository) of destination repositories without a tag before the run:
+        # a hint for the engine (small blobs go straight to an upload, without a HEAD each)
+        self.fresh = fresh if fresh is not None else set()
 
     def _with(self, action: str) -> list[PlannedCopy]:
         return [p for p in self.copies if p.action == action]
@@ -145,34 +149,80 @@ class Plan:
         return self._with("fail") + [p for p in self.prunes if p.action == "fail"]
 
 
-def _plan_one(job: CopyJob, src: Any, dst: Any, platforms: str | list[str]) -> PlannedCopy:
-    source, destination = job.source, job.destination
-    try:
-        src_desc = src.manifest_head(source.repository, source.reference)
-        if src_desc is None:
-            raise NotFound("source image %s not found: check the repository name and tag" % source,
-                           reference=str(source))
-        if source.digest and src_desc.digest and src_desc.digest != source.digest:
-            raise DigestMismatch("source %s answered digest %s" % (source, src_desc.digest),
-                                 reference=str(source))
-        target_digest = src_desc.digest or source.digest
-        prefetched = None
-        if platforms != "all" and (src_desc.media_type in INDEX_MEDIA_TYPES or not src_desc.media_type):
+def _source_side(job: CopyJob, src: Any, platforms: str | list[str], dst_absent: bool) -> tuple:
+    """(digest the destination will have, a manifest fetched on the way or None). When the
+    destination is known not to have the tag, the manifest is fetched at once (a GET instead of
+    a HEAD now and a GET later)."""
+    source = job.source
+    if dst_absent:
+        try:
             manifest = src.manifest_get(source.repository, source.reference)
-            if manifest.is_index:
-                prefetched = manifest.filtered(platforms)
-                target_digest = prefetched.digest
-        if destination.digest and target_digest and destination.digest != target_digest:
+        except NotFound:
+            manifest = None
+        src_desc = manifest.descriptor() if manifest is not None else None
+    else:
+        manifest = None
+        src_desc = src.manifest_head(source.repository, source.reference)
+    if src_desc is None:
+        raise NotFound("source image %s not found: check the repository name and tag" % source,
+                       reference=str(source))
+    if source.digest and src_desc.digest and src_desc.digest != source.digest:
+        raise DigestMismatch("source %s answered digest %s" % (source, src_desc.digest), reference=str(source))
+    target_digest = src_desc.digest or source.digest
+    prefetched = manifest
+    if platforms != "all" and (src_desc.media_type in INDEX_MEDIA_TYPES or not src_desc.media_type):
+        if manifest is None:
+            manifest = src.manifest_get(source.repository, source.reference)
+        if manifest.is_index:
+            prefetched = manifest.filtered(platforms)
+            target_digest = prefetched.digest
+    return target_digest, prefetched
+
+
+def _destination_side(job: CopyJob, dst: Any) -> str | None:
+    """The digest the destination reference has now (None: absent)."""
+    desc = dst.manifest_head(job.destination.repository, job.destination.reference)
+    return desc.digest if desc is not None else None
+
+
+def _combine(job: CopyJob, source: Any, destination: Any, dst_absent: bool) -> PlannedCopy:
+    """The plan of one job from what its source and destination said (each a value or the
+    RegistryError it raised; a source error wins)."""
+    try:
+        if isinstance(source, RegistryError):
+            raise source
+        target_digest, prefetched = source
+        if job.destination.digest and target_digest and job.destination.digest != target_digest:
             raise InvalidInput("destination %s names digest %s but the source has %s"
-                               % (destination, destination.digest, target_digest),
-                               reference=str(destination))
-        dst_desc = dst.manifest_head(destination.repository, destination.reference)
-        dst_digest = dst_desc.digest if dst_desc is not None else None
-        if dst_digest is not None and dst_digest == target_digest:
-            return PlannedCopy(job, "skip", target_digest, dst_digest)
-        return PlannedCopy(job, "copy", target_digest, dst_digest, manifest=prefetched)
+                               % (job.destination, job.destination.digest, target_digest),
+                               reference=str(job.destination))
+        if dst_absent:
+            return PlannedCopy(job, "copy", target_digest, None, manifest=prefetched)
+        if isinstance(destination, RegistryError):
+            raise destination
+        if destination is not None and destination == target_digest:
+            return PlannedCopy(job, "skip", target_digest, destination)
+        return PlannedCopy(job, "copy", target_digest, destination, manifest=prefetched)
     except RegistryError as exc:
         return PlannedCopy(job, "fail", error=exc)
+
+
+def _outcome(call: Callable[[], Any]) -> Any:
+    try:
+        return call()
+    except RegistryError as exc:
+        return exc
+
+
+def _plan_jobs(entries: list, platforms: str | list[str], concurrency: int) -> list[PlannedCopy]:
+    """Plan ``(job, src client, dst client, dst_absent)`` entries: every source and destination
+    request of them at once (the two sides of a job do not wait for each other)."""
+    calls = []
+    for job, src, dst, absent in entries:
+        calls.append(functools.partial(_source_side, job, src, platforms, absent))
+        calls.append(None if absent else functools.partial(_destination_side, job, dst))
+    results = parallel_map(lambda call: None if call is None else _outcome(call), calls, concurrency)
+    return [_combine(entry[0], results[2 * n], results[2 * n + 1], entry[3]) for n, entry in enumerate(entries)]
 
 
 def plan_copies(jobs: Sequence[CopyJob], src_client_for: Callable, dst_client_for: Callable,
@@ -205,14 +255,55 @@ def plan_copies(jobs: Sequence[CopyJob], src_client_for: Callable, dst_client_fo
             except RegistryError as exc:
                 prepared[key] = exc
 
-    def plan(job: CopyJob) -> PlannedCopy:
-        error = prepared.get((registry_key(job.destination.registry), job.destination.repository))
-        if error is not None:
-            return PlannedCopy(job, "fail", error=error)
-        return _plan_one(job, src_client_for(job.source.registry), dst_client_for(job.destination.registry),
-                         platforms)
+    # Per destination repository, the first job is planned with HEADs. When its tag is absent
+    # there, the repository's tag list (one request) tells which of the other tags are absent
+    # too, so a cold repository costs one list instead of a HEAD per tag; when the tag is
+    # there (a no-op or an incremental run), the other tags are HEADed as before and nothing
+    # is listed. The decision is per repository.
+    groups: dict[tuple, list[int]] = {}
+    for number, job in enumerate(jobs):
+        groups.setdefault((registry_key(job.destination.registry), job.destination.repository), []).append(number)
+    listed: dict[tuple, set | None] = {}    # repository -> its destination tags (None: not listed)
+    fresh: set = set()
 
-    copies = parallel_map(plan, jobs, concurrency)
+    copies: list[Any] = [None] * len(jobs)
+
+    def plan(numbers: list[int]) -> None:
+        entries, todo = [], []
+        for number in numbers:
+            job = jobs[number]
+            key = (registry_key(job.destination.registry), job.destination.repository)
+            error = prepared.get(key)
+            if error is not None:
+                copies[number] = PlannedCopy(job, "fail", error=error)
+                continue
+            present = listed.get(key)
+            absent = present is not None and job.destination.tag is not None and not job.destination.digest \
+                and job.destination.tag not in present
+            entries.append((job, src_client_for(job.source.registry), dst_client_for(job.destination.registry),
+                            absent))
+            todo.append(number)
+        for number, planned in zip(todo, _plan_jobs(entries, platforms, concurrency)):
+            copies[number] = planned
+
+    def list_destination(key: tuple) -> None:
+        job = jobs[groups[key][0]]
+        try:
+            tags = dst_client_for(job.destination.registry).tags(job.destination.repository)
+        except NotFound:
+            tags = []
+        except RegistryError:
+            return      # no list: every tag gets its HEAD
+        listed[key] = set(tags)
+        if not tags:
+            fresh.add(key)
+
+    keys = list(groups)
+    plan([groups[key][0] for key in keys])
+    # listed also with one job: a repository without tags is "fresh" for the engine
+    parallel_map(list_destination, [key for key in keys if copies[groups[key][0]].action == "copy"
+                                    and copies[groups[key][0]].destination_digest is None], concurrency)
+    plan([n for key in keys for n in groups[key][1:]])
 
     # digests the selected tags of each destination repository will point at
     kept: dict[tuple, set] = {}
@@ -235,7 +326,7 @@ def plan_copies(jobs: Sequence[CopyJob], src_client_for: Callable, dst_client_fo
         return PlannedPrune(ref, desc.digest, "prune")
 
     prunes = parallel_map(head_prune, list(prune), concurrency)
-    return Plan(copies, prunes, src_client_for, dst_client_for, platforms)
+    return Plan(copies, prunes, src_client_for, dst_client_for, platforms, fresh)
 
 
 # --------------------------------------------------------------------------------------------

@@ -20,9 +20,14 @@ from ansible_collections.dockyard.registry.plugins.module_utils._plan import (
     plan_copies,
     select_sync,
 )
+from ansible_collections.dockyard.registry.plugins.module_utils._pool import AdaptiveLimit
 from ansible_collections.dockyard.registry.plugins.module_utils._reference import parse_registry
 
-__all__ = ["registry_sync", "RegistrySync"]
+__all__ = ["registry_sync", "RegistrySync", "INITIAL_IN_FLIGHT"]
+
+# Requests in flight per registry at the start of a run; AdaptiveLimit grows it up to
+# ``concurrency`` while the throughput grows.
+INITIAL_IN_FLIGHT = 8
 
 
 class RegistrySync:
@@ -43,6 +48,10 @@ class RegistrySync:
         repositories = normalise_repositories(params["repositories"], params["destination_prefix"])
         src = client_from_params(params, src_registry, "source_", retry_stats=self.retry_stats)
         dst = client_from_params(params, dst_registry, "destination_", retry_stats=self.retry_stats)
+        # concurrency is the cap (threads, and connections per registry); how many requests are
+        # in flight to each registry adapts below it, per registry
+        limits = [AdaptiveLimit(concurrency, initial=INITIAL_IN_FLIGHT) for _client in (src, dst)]
+        src.limiter, dst.limiter = limits
 
         selection = select_sync(repositories, src, dst, src_registry, dst_registry, prune=params["prune"],
                                 concurrency=concurrency)
@@ -58,6 +67,10 @@ class RegistrySync:
         output["failed_images"] = selection.failures + output.pop("failed")
         output["skipped_images"] = output.pop("skipped")
         output["duration"] = round(time.monotonic() - started, 3)
+        output["in_flight"] = {"source": {"final": limits[0].limit, "peak": limits[0].peak,
+                                          "backoffs": limits[0].backoffs},
+                               "destination": {"final": limits[1].limit, "peak": limits[1].peak,
+                                               "backoffs": limits[1].backoffs}}
         output["changed"] = result.changed
         if self.diff:
             before, after = {}, {}

@@ -14,8 +14,11 @@ Why not ``ansible.module_utils.urls``: it opens and closes a connection per requ
 engine makes many small requests (HEADs, mounts, upload sessions) from several threads;
 paying a TCP (and TLS) handshake for each of them dominates a no-op sync (a blob HEAD over
 TLS on loopback took 3.4-4.2 ms pooled, 9.9-13.5 ms with ``open_url``). ``http.client``
-keeps persistent HTTP/1.1 connections, one pool per thread and host, with nothing beyond
-the standard library on the managed node.
+keeps persistent HTTP/1.1 connections in one pool per host shared by the threads (a thread
+takes an idle connection, any thread's, and hands it back when the answer is read), with
+nothing beyond the standard library on the managed node. Shared, not per thread: a new
+connection costs a round trip (and a TLS handshake) more, which on a remote registry is as
+much as the request itself, and planning threads come and go.
 """
 
 from __future__ import annotations
@@ -147,11 +150,10 @@ class _PooledResponse:
     """An ``http.client`` response that hands its connection back when its body is done."""
 
     def __init__(self, response: http.client.HTTPResponse, conn: http.client.HTTPConnection,
-                 idle: list[http.client.HTTPConnection], max_idle: int) -> None:
+                 give_back: Callable[[http.client.HTTPConnection], None]) -> None:
         self._response = response
         self._conn = conn
-        self._idle = idle
-        self._max_idle = max_idle
+        self._give_back = give_back
         self.status = response.status
 
     def getheader(self, name: str, default: str | None = None) -> str | None:
@@ -172,10 +174,7 @@ class _PooledResponse:
     def _release(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            if len(self._idle) < self._max_idle:
-                self._idle.append(conn)
-            else:
-                conn.close()
+            self._give_back(conn)
 
     def _discard(self) -> None:
         conn, self._conn = self._conn, None
@@ -216,7 +215,8 @@ def _no_delay(sock) -> None:
 
 
 class HttpTransport(Transport):
-    """Keep-alive HTTP/1.1 over ``http.client``: a small pool per thread and host.
+    """Keep-alive HTTP/1.1 over ``http.client``: one pool of idle connections per host, shared
+    by every thread (at most ``max_idle`` idle per host; more are closed when handed back).
 
     Proxies come from the environment (``https_proxy``, ``http_proxy``, ``no_proxy``):
     HTTPS goes through a ``CONNECT`` tunnel, plain HTTP is sent to the proxy with the
@@ -224,20 +224,30 @@ class HttpTransport(Transport):
     """
 
     def __init__(self, ssl_context: None | ssl.SSLContext | Callable[[], ssl.SSLContext] = None, *,
-                 max_idle: int = 4, block_size: int = UPLOAD_BLOCK_SIZE, use_proxies: bool = True) -> None:
+                 max_idle: int = 64, block_size: int = UPLOAD_BLOCK_SIZE, use_proxies: bool = True) -> None:
         # an SSLContext, or a function that makes one on the first HTTPS connection
         self._ssl_context = ssl_context
         self._ssl_lock = threading.Lock()
         self._max_idle = max_idle
         self._block_size = block_size
-        self._local = threading.local()
+        self._idle: dict[tuple[str, str], list[http.client.HTTPConnection]] = {}
+        self._idle_lock = threading.Lock()
         self._proxies = {k.lower(): v for k, v in getproxies().items()} if use_proxies else {}
 
-    def _pool(self) -> dict[tuple[str, str], list[http.client.HTTPConnection]]:
-        pool = getattr(self._local, "pool", None)
-        if pool is None:
-            pool = self._local.pool = {}
-        return pool
+    def _take(self, key: tuple[str, str]) -> http.client.HTTPConnection | None:
+        with self._idle_lock:
+            idle = self._idle.get(key)
+            return idle.pop() if idle else None
+
+    def _giver(self, key: tuple[str, str]) -> Callable[[http.client.HTTPConnection], None]:
+        def give_back(conn: http.client.HTTPConnection) -> None:
+            with self._idle_lock:
+                idle = self._idle.setdefault(key, [])
+                if len(idle) < self._max_idle:
+                    idle.append(conn)
+                    return
+            conn.close()
+        return give_back
 
     def _proxy_for(self, scheme: str, host: str) -> tuple[str, int, dict[str, str]] | None:
         proxy = self._proxies.get(scheme)
@@ -280,8 +290,8 @@ class HttpTransport(Transport):
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         host = parts.hostname or ""
-        idle = self._pool().setdefault((scheme, parts.netloc.lower()), [])
-        conn = idle.pop() if idle else None
+        key = (scheme, parts.netloc.lower())
+        conn = self._take(key)
         reused = conn is not None
         proxy_headers = None
         if conn is None:
@@ -311,14 +321,15 @@ class HttpTransport(Transport):
         except BaseException:
             conn.close()
             raise
-        return _PooledResponse(response, conn, idle, self._max_idle)
+        return _PooledResponse(response, conn, self._giver(key))
 
     def close(self) -> None:
-        """Close this thread's idle connections (other threads' close when they end)."""
-        pool = getattr(self._local, "pool", None) or {}
-        for conns in pool.values():
-            while conns:
-                conns.pop().close()
+        """Close the idle connections (one in use is closed when its answer is done with)."""
+        with self._idle_lock:
+            conns = [conn for idle in self._idle.values() for conn in idle]
+            self._idle = {}
+        for conn in conns:
+            conn.close()
 
 
 # ---------------------------------------------------------------------------------------------

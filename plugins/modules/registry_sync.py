@@ -18,11 +18,14 @@ description:
   - Blobs are streamed from the source to the destination in chunks (never held in memory or on disk as a
     whole) and their SHA-256 is verified while they pass. Blobs present in the destination repository are
     skipped; a blob copied to another repository of the destination during the run is mounted
-    (C(POST /blobs/uploads/?mount=&from=)) instead of uploaded again, with a fallback to upload when the
-    registry refuses the mount.
+    (C(POST /blobs/uploads/?mount=&from=), asked first, without a C(HEAD)) instead of uploaded again; when the
+    registry declines the mount, the bytes go to the upload session its answer opened.
+  - A destination repository whose first tag is missing is listed once (C(GET /tags/list)) instead of a C(HEAD)
+    per tag; in a repository without tags, small blobs (up to 1 MiB) are uploaded without a C(HEAD) first.
   - Blobs are written before manifests, index children before the index, the tag last - an interrupted run
     never leaves a tag on a half-copied image, and running the task again finishes the job.
-  - One bounded pool of O(concurrency) workers serves every image and blob of the run. Blob digests are
+  - One bounded pool of O(concurrency) workers serves every image and blob of the run; the requests in flight
+    to each registry adapt below that cap. Blob digests are
     de-duplicated in flight (one upload per digest per destination registry).
   - Requests are retried on connection errors, C(429) (honouring C(Retry-After)) and C(5xx); a blob body that
     breaks off is fetched and uploaded again.
@@ -132,12 +135,16 @@ options:
     default: false
   concurrency:
     description:
-      - Number of workers for the whole run (images and blobs together).
-      - The default of V(4) keeps two CPU cores busy while requests to remote registries wait on the network;
-        raise it for high-latency registries, lower it for slow or rate-limited ones.
+      - The most requests in flight to each registry, and the number of workers for the whole run (images and
+        blobs together), so also the most connections opened to each registry.
+      - Below this cap the number adapts, per registry. It starts at V(8) (or this value when lower), grows while
+        the requests completed per second grow, halves when the registry answers C(429) or C(503), and shrinks
+        when its latency collapses. RV(in_flight) reports where it ended.
+      - Lower it for a registry that must not see more than this many requests at once; V(1) copies one request
+        at a time.
       - Between V(1) and V(64).
     type: int
-    default: 4
+    default: 32
   fail_fast:
     description:
       - Stop at the first failure (work already running finishes, nothing new starts; prune does not run).
@@ -284,6 +291,14 @@ duration:
   returned: always
   type: float
   sample: 2.41
+in_flight:
+  description:
+    - How many requests were allowed in flight to each registry (see O(concurrency)), per side.
+    - V(final) is the limit at the end of the run, V(peak) the highest it reached, V(backoffs) how often it backed
+      off (C(429)/C(503) answers or a latency collapse).
+  returned: success
+  type: dict
+  sample: {"source": {"final": 12, "peak": 18, "backoffs": 0}, "destination": {"final": 8, "peak": 12, "backoffs": 1}}
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -304,7 +319,7 @@ def argument_spec() -> dict:
         destination_prefix=dict(type="str"),
         platforms=dict(type="list", elements="str", default=["all"]),
         prune=dict(type="bool", default=False),
-        concurrency=dict(type="int", default=4),
+        concurrency=dict(type="int", default=32),
         fail_fast=dict(type="bool", default=False),
     )
     spec.update(connection_argument_spec("source_"))

@@ -204,7 +204,11 @@ class FakeClient:
             self.r.events.append(("mount", repo, digest))
         return True
 
-    def blob_upload(self, repo, digest, stream, size, open_stream=None):
+    def blob_upload(self, repo, digest, stream, size, open_stream=None, mount_from=None):
+        """Like the client: with ``mount_from`` a mount is asked for first (recorded as a
+        ``blob_mount`` call); when the registry declines, the bytes go up. Returns the outcome."""
+        if mount_from is not None and self.blob_mount(repo, digest, mount_from):
+            return "mounted"
         self._call("blob_upload", repo, digest)
         if open_stream is not None:
             stream = open_stream()
@@ -229,6 +233,7 @@ class FakeClient:
         with self.r.lock:
             self.r.blobs.setdefault(repo, {})[digest] = data
             self.r.events.append(("blob", repo, digest))
+        return "uploaded"
 
     def tags(self, repo):
         self._call("tags", repo, None)

@@ -52,6 +52,7 @@ from ansible_collections.dockyard.registry.plugins.module_utils._errors import (
     Unreachable,
     Unsupported,
 )
+from ansible_collections.dockyard.registry.plugins.module_utils._pool import AdaptiveLimit
 from ansible_collections.dockyard.registry.plugins.module_utils._reference import parse_registry
 from ansible_collections.dockyard.registry.tests.unit.plugins.module_utils.fake_transport import (
     FakeClock,
@@ -243,6 +244,94 @@ def test_refused_mount_cancels_the_upload_session_it_opened():
     client, _clock = make_client(t)
     assert client.blob_mount("dst", BLOB_DIGEST, "src") is False
     assert t.done()
+
+
+def test_mount_first_201_is_the_whole_copy_and_the_source_is_never_opened():
+    t = (FakeTransport()
+         .expect("POST", BASE + "/v2/dst/blobs/uploads/?mount=", ok(b"", {"Location": "/v2/dst/blobs/" + BLOB_DIGEST},
+                                                                    status=201)))
+    client, _clock = make_client(t)
+    opened = []
+    outcome = client.blob_upload("dst", BLOB_DIGEST, None, len(BLOB), mount_from="src",
+                                 open_stream=lambda: opened.append(1) or io.BytesIO(BLOB))
+    assert outcome == "mounted" and opened == [] and t.done()
+    assert parse_qs(urlsplit(t.requests[0].url).query) == {"mount": [BLOB_DIGEST], "from": ["src"]}
+
+
+def test_mount_first_202_uploads_into_the_session_the_registry_opened():
+    # distribution answers a mount of a blob that is not in the "from" repository with 202 and a
+    # new upload session: the bytes go there, without a second POST
+    t = (FakeTransport()
+         .expect("POST", BASE + "/v2/dst/blobs/uploads/?mount=",
+                 ok(b"", {"Location": "/v2/dst/blobs/uploads/u7?_state=s7"}, status=202))
+         .expect("PUT", BASE + "/v2/dst/blobs/uploads/u7", ok(b"", status=201)))
+    client, _clock = make_client(t)
+    outcome = client.blob_upload("dst", BLOB_DIGEST, None, len(BLOB), mount_from="src",
+                                 open_stream=lambda: io.BytesIO(BLOB))
+    assert outcome == "uploaded" and t.done()
+    assert parse_qs(urlsplit(t.requests[1].url).query) == {"_state": ["s7"], "digest": [BLOB_DIGEST]}
+    assert t.requests[1].body == BLOB
+
+
+@pytest.mark.parametrize("answer", [registry_error(404, "NAME_UNKNOWN", "repository name not known"),
+                                    registry_error(405, "UNSUPPORTED", "mount not supported")])
+def test_mount_first_on_a_registry_without_mounts_starts_a_plain_upload(answer):
+    t = (FakeTransport()
+         .expect("POST", BASE + "/v2/dst/blobs/uploads/?mount=", answer)
+         .expect("POST", BASE + "/v2/dst/blobs/uploads/", ok(b"", {"Location": "/v2/dst/blobs/uploads/u1"}, status=202))
+         .expect("PUT", BASE + "/v2/dst/blobs/uploads/u1", ok(b"", status=201)))
+    client, _clock = make_client(t)
+    assert client.blob_upload("dst", BLOB_DIGEST, io.BytesIO(BLOB), len(BLOB), mount_from="src") == "uploaded"
+    assert t.done() and t.requests[2].body == BLOB
+
+
+def test_mount_first_session_that_turns_out_stale_is_replaced_by_a_new_one():
+    t = (FakeTransport()
+         .expect("POST", BASE + "/v2/dst/blobs/uploads/?mount=",
+                 ok(b"", {"Location": "/v2/dst/blobs/uploads/u7"}, status=202))
+         .expect("PUT", BASE + "/v2/dst/blobs/uploads/u7", registry_error(404, "BLOB_UPLOAD_UNKNOWN", "gone"))
+         .expect("POST", BASE + "/v2/dst/blobs/uploads/", ok(b"", {"Location": "/v2/dst/blobs/uploads/u8"}, status=202))
+         .expect("PUT", BASE + "/v2/dst/blobs/uploads/u8", ok(b"", status=201)))
+    client, _clock = make_client(t)
+    assert client.blob_upload("dst", BLOB_DIGEST, None, len(BLOB), mount_from="src",
+                              open_stream=lambda: io.BytesIO(BLOB)) == "uploaded"
+    assert t.done() and t.requests[3].body == BLOB
+
+
+def test_a_limiter_sees_every_request_with_its_status():
+    class Recorder:
+        def __init__(self):
+            self.seen = []
+            self.held = 0
+
+        def acquire(self):
+            self.held += 1
+
+        def release(self, latency, status=None):
+            self.held -= 1
+            self.seen.append(status)
+
+    t = (FakeTransport()
+         .expect("HEAD", BASE + "/v2/app/manifests/1", registry_error(503, "UNAVAILABLE", "busy"))
+         .expect("HEAD", BASE + "/v2/app/manifests/1", ok(b"", status=404)))
+    client, _clock = make_client(t)
+    client.limiter = Recorder()
+    assert client.manifest_head("app", "1") is None
+    assert client.limiter.seen == [503, 404] and client.limiter.held == 0
+
+
+def test_a_request_that_fails_on_the_network_gives_its_place_back():
+    # a real AdaptiveLimit of one: a slot lost to an exception would block the next request for ever
+    t = (FakeTransport()
+         .expect("GET", BASE + "/v2/", ok())
+         .expect("GET", BASE + "/v2/", ConnectionRefusedError(111, "Connection refused"))
+         .expect("GET", BASE + "/v2/", ok()))
+    client, clock = make_client(t)
+    client.limiter = AdaptiveLimit(1)
+    client.ping()
+    client.ping()       # refused once (retried), then answered
+    assert len(clock.sleeps) == 1 and not t.script
+    assert client.limiter.in_flight == 0
 
 
 # --- retries -------------------------------------------------------------------------------------
@@ -961,6 +1050,13 @@ def test_real_registry_round_trip(real_registry):
     # mount into another repository, then tag it there by digest
     assert client.blob_mount("team/copy", sha256_digest(layer), "team/app") is True
     assert client.blob_mount("team/copy", sha256_digest(b"never pushed"), "team/app") is False
+    # mount-first: distribution mounts what "from" has (201) and opens a session for what it has not (202)
+    other = os.urandom(4096)
+    assert client.blob_upload("team/copy", sha256_digest(layer), None, len(layer), mount_from="team/app",
+                              open_stream=lambda: pytest.fail("a mounted blob is not read")) == "mounted"
+    assert client.blob_upload("team/copy", sha256_digest(other), io.BytesIO(other), len(other),
+                              mount_from="team/app") == "uploaded"
+    assert client.blob_get("team/copy", sha256_digest(other)) == other
     for i in range(15):
         client.manifest_put("team/app", "t%02d" % i, manifest, OCI_MANIFEST)
     # distribution 2.8 ignores n for tags (it pages only the catalog); the client follows Link either way

@@ -79,8 +79,47 @@ def test_same_blob_twice_in_one_repo_is_one_task(src, dst):
     _plan, result = run(src, dst, [job("src.example:5000/app:a", "dst.example:5000/app:a"),
                                    job("src.example:5000/app:b", "dst.example:5000/app:b")])
     assert result.failed == []
-    assert len([c for c in dst.calls if c[0] == "blob_head"]) == 4   # config, 2 base, "more"
+    # config, 2 base, "more": one task each; small blobs in a repository without tags are not HEADed
+    assert len([c for c in dst.calls if c[0] == "blob_upload"]) == 4
+    assert not [c for c in dst.calls if c[0] == "blob_head"]
     assert result.blobs_uploaded == 4
+
+
+def test_a_repository_with_tags_gets_a_head_per_blob_and_present_blobs_are_skipped(src, dst):
+    src.add_image("app", "a", BASE)
+    src.add_image("app", "b", BASE + [b"more"])
+    run(src, dst, [job("src.example:5000/app:a", "dst.example:5000/app:a")])
+    dst.calls.clear()
+    _plan, result = run(src, dst, [job("src.example:5000/app:b", "dst.example:5000/app:b")])
+    assert result.failed == [] and result.copied == ["dst.example:5000/app:b"]
+    assert len([c for c in dst.calls if c[0] == "blob_head"]) == 4
+    assert result.blobs_skipped == 3 and result.blobs_uploaded == 1
+
+
+def test_a_large_blob_is_headed_even_in_a_repository_without_tags(src, dst, monkeypatch):
+    # an interrupted cold copy leaves blobs in a repository that has no tag yet: the re-run
+    # must not send a large one again
+    monkeypatch.setattr(_copy, "HEADLESS_BLOB_LIMIT", 9000)     # BASE[0] is 10000 bytes, the rest less
+    src.add_image("app", "1", BASE)
+    big = sha(BASE[0])
+    dst.blobs["app"] = {big: BASE[0]}
+    _plan, result = run(src, dst, [job("src.example:5000/app:1", "dst.example:5000/app:1")])
+    assert result.failed == []
+    assert [c for c in dst.calls if c[0] == "blob_head"] == [("blob_head", "app", big)]
+    assert result.blobs_skipped == 1 and result.blobs_uploaded == 2
+
+
+def test_mounts_are_asked_first_without_a_head(src, dst):
+    src.add_image("one", "v1", BASE)
+    src.add_image("two", "v1", BASE)
+    dst.add_image("two", "old", [b"something else"])     # "two" has tags: not a fresh repository
+    _plan, result = run(src, dst, [job("src.example:5000/one:v1", "dst.example:5000/one:v1"),
+                                   job("src.example:5000/two:v1", "dst.example:5000/two:v1")], concurrency=1)
+    assert result.failed == []
+    assert result.blobs_uploaded == 3 and result.blobs_mounted == 3
+    mounted = [c[2] for c in dst.calls if c[0] == "blob_mount"]
+    headed = [c[2] for c in dst.calls if c[0] == "blob_head" and c[1] == "two"]
+    assert not set(mounted) & set(headed)
 
 
 def test_mount_refused_falls_back_to_upload(src, dst):
@@ -119,6 +158,9 @@ def test_order_blobs_then_children_then_index_and_tag_last(src, dst):
 
 def test_interrupted_run_leaves_no_tag_and_rerun_finishes(src, dst, monkeypatch):
     monkeypatch.setattr(_copy, "BLOB_RETRY_BASE", 0)
+    # every blob counts as large here, so the re-run HEADs them all (small ones in a repository
+    # without tags are sent again without asking: test_a_large_blob_is_headed_...)
+    monkeypatch.setattr(_copy, "HEADLESS_BLOB_LIMIT", 0)
     digest = src.add_image("app", "1.0", BASE + [b"big" * 1000])
     last = sha(b"big" * 1000)
     dst.fail_upload[last] = 99       # the destination keeps failing this blob

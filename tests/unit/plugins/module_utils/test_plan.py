@@ -175,3 +175,46 @@ def test_two_sources_into_one_destination_is_refused(src, dst):
                                       {"name": "team/tool", "tags": ["1.0"], "destination": "x"}], None)
     with pytest.raises(InvalidInput, match="would receive both"):
         select_sync(entries, src.client(), dst.client(), SRC, DST)
+
+
+def test_a_cold_repository_is_listed_once_instead_of_a_head_per_tag(src, dst):
+    for tag in ("1", "2", "3", "4"):
+        src.add_image("app", tag, BASE + [tag.encode()])
+    jobs = [job("src.example:5000/app:%s" % t, "dst.example:5000/app:%s" % t) for t in ("1", "2", "3", "4")]
+    plan, result = run(src, dst, jobs, check_mode=True)
+    assert [p.action for p in plan.copies] == ["copy"] * 4
+    assert [p.source_digest for p in plan.copies] == [src.tags["app"][t] for t in ("1", "2", "3", "4")]
+    assert [c for c in dst.calls if c[0] == "manifest_head"] == [("manifest_head", "app", "1")]
+    assert [c for c in dst.calls if c[0] == "tags"] == [("tags", "app", None)]
+    # the absent tags' source manifests are fetched once, in the plan (no HEAD then GET)
+    assert sorted(c[2] for c in src.calls if c[0] == "manifest_get") == ["2", "3", "4"]
+    assert all(p.manifest is not None for p in plan.copies[1:])
+    assert plan.fresh == {(("https", "dst.example:5000"), "app")}
+    assert len(result.copied) == 4
+
+
+def test_a_no_op_run_lists_nothing(src, dst):
+    for tag in ("1", "2", "3"):
+        src.add_image("app", tag, BASE + [tag.encode()])
+    jobs = [job("src.example:5000/app:%s" % t, "dst.example:5000/app:%s" % t) for t in ("1", "2", "3")]
+    run(src, dst, jobs)
+    dst.calls.clear()
+    plan, result = run(src, dst, jobs)
+    assert len(result.skipped) == 3 and not result.changed
+    assert {c[0] for c in dst.calls} == {"manifest_head"}
+    assert plan.fresh == set()
+
+
+def test_a_repository_with_other_tags_is_not_fresh_and_copies_only_what_is_missing(src, dst):
+    for tag in ("1", "2", "3"):
+        src.add_image("app", tag, BASE + [tag.encode()])
+    run(src, dst, [job("src.example:5000/app:2", "dst.example:5000/app:2")])
+    jobs = [job("src.example:5000/app:%s" % t, "dst.example:5000/app:%s" % t) for t in ("1", "2", "3")]
+    dst.calls.clear()
+    plan, result = run(src, dst, jobs)
+    assert [p.action for p in plan.copies] == ["copy", "skip", "copy"]
+    assert plan.fresh == set()
+    assert sorted(result.copied) == ["dst.example:5000/app:1", "dst.example:5000/app:3"]
+    assert dst.tags["app"] == src.tags["app"]
+    # "1" was HEADed, then the list said "3" is missing and "2" is there (HEADed for its digest)
+    assert sorted(c[2] for c in dst.calls if c[0] == "manifest_head" and not c[2].startswith("sha256:")) == ["1", "2"]

@@ -110,7 +110,7 @@ def _plain_client(url, **kwargs):
     return RegistryClient(parse_registry(url), sleep=clock.sleep, clock=clock, **kwargs), clock
 
 
-def test_http_transport_keeps_one_connection_per_thread(http_server):
+def test_http_transport_shares_idle_connections_between_threads(http_server):
     client, _clock = _plain_client(http_server)
     for _i in range(20):
         client.ping()
@@ -120,12 +120,40 @@ def test_http_transport_keeps_one_connection_per_thread(http_server):
         for _i in range(5):
             client.ping()
 
-    threads = [threading.Thread(target=worker) for _i in range(2)]
-    for thread in threads:
+    # one thread after the other: each takes the connection the one before handed back
+    for _i in range(3):
+        thread = threading.Thread(target=worker)
         thread.start()
-    for thread in threads:
         thread.join()
-    assert len(_Handler.connections) == 3  # one more per worker thread
+    assert len(_Handler.connections) == 1
+
+
+def test_http_transport_opens_a_connection_per_request_in_flight(http_server):
+    transport = HttpTransport()
+    first = transport.request("GET", http_server + "/x?size=10", {}, None, 10)
+    second = transport.request("GET", http_server + "/x?size=10", {}, None, 10)   # the first is not read yet
+    assert first.read() == second.read() == b"x" * 10
+    first.close()
+    second.close()
+    third = transport.request("GET", http_server + "/x?size=10", {}, None, 10)
+    third.read()
+    third.close()
+    assert len(_Handler.connections) == 2
+    transport.close()
+
+
+def test_http_transport_keeps_at_most_max_idle_connections_per_host(http_server):
+    transport = HttpTransport(max_idle=2)
+    answers = [transport.request("GET", http_server + "/x?size=3", {}, None, 10) for _i in range(4)]
+    for answer in answers:      # four in flight at once: four connections, two kept when done
+        assert answer.read() == b"xxx"
+        answer.close()
+    for _i in range(4):         # one at a time: the two kept ones serve, no new connection
+        answer = transport.request("GET", http_server + "/x?size=3", {}, None, 10)
+        answer.read()
+        answer.close()
+    assert len(_Handler.connections) == 4
+    transport.close()
 
 
 def test_http_transport_reconnects_when_the_server_dropped_the_connection(http_server):
