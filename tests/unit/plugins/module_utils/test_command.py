@@ -22,9 +22,10 @@ def test_stdin_stdout_stderr_and_exit_code_as_bytes():
 
 def test_arguments_are_passed_as_given():
     # no shell, no ~ or $VAR expansion: a credential helper gets exactly the server URL
-    code, out, _ = _command.run([sys.executable, "-c", "import sys; print(sys.argv[1:])", "~/x", "$HOME", "a b"])
+    code, out, err = _command.run([sys.executable, "-c", "import sys; print(sys.argv[1:])", "~/x", "$HOME", "a b"])
     assert code == 0
     assert out.decode().strip() == "['~/x', '$HOME', 'a b']"
+    assert err == b""
 
 
 def test_missing_program_raises_instead_of_failing_the_module():
