@@ -73,7 +73,7 @@ make_venv() {
   stamp=$dir/.installed
   mkdir -p "$matrix_dir"
   # two runs at once (make matrix while make matrix-ends starts) build a virtualenv once
-  exec {lockfd}>"$dir.lock"
+  exec {lockfd}>"$matrix_dir/core-$core.lock"
   flock "$lockfd"
   pkgs="ansible-core==$pin"
   if [ "$core" = "$SHARED_CORE" ] && [ -n "${VENV:-}" ] && [ -x "$VENV/bin/ansible-test" ]; then
