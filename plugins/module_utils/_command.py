@@ -16,7 +16,8 @@ and :func:`run` starts programs with it.
 :func:`run` never fails the module: ``handle_exceptions=False`` makes a program that cannot be
 started raise ``OSError`` (``FileNotFoundError`` when it is missing) for the caller to turn into
 a RegistryError, and a ``timeout`` kills the program and raises ``TimeoutError`` (an OSError
-too), which ``run_command`` itself does not offer.
+too), which ``run_command`` itself does not offer. A program that exits without reading its
+input is answered by its output and exit code, as with ``Popen.communicate`` (EPIPE ignored).
 """
 
 from __future__ import annotations
@@ -27,6 +28,30 @@ from typing import Any
 __all__ = ["bind", "run"]
 
 _module: Any = None
+
+
+class _Stdin:
+    """A program's stdin pipe that, like ``Popen.communicate``, ignores EPIPE: a program may exit
+    without reading all its input (a credential helper that fails at once), and what it printed
+    and its exit code are the answer, not the broken pipe."""
+
+    def __init__(self, pipe: Any) -> None:
+        self._pipe = pipe
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self._pipe.write(data)
+        except BrokenPipeError:
+            return 0
+
+    def close(self) -> None:
+        try:
+            self._pipe.close()
+        except BrokenPipeError:
+            pass
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pipe, name)
 
 
 def bind(module: Any) -> None:
@@ -47,6 +72,8 @@ def run(argv: list, data: bytes | None = None, timeout: float | None = None) -> 
     timers = []
 
     def arm(proc: Any) -> None:
+        if proc.stdin is not None:
+            proc.stdin = _Stdin(proc.stdin)
         if timeout is None:
             return
 

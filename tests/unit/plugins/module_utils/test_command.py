@@ -42,3 +42,10 @@ def test_unbound_is_a_programming_error():
     _command.bind(None)
     with pytest.raises(RuntimeError, match="run_backend"):
         _command.run(["true"])
+
+
+def test_a_program_that_does_not_read_its_input_is_answered_by_its_output():
+    # like a credential helper that fails at once: EPIPE on stdin must not hide what it said
+    code, out, err = _command.run([sys.executable, "-c", "import sys; sys.stderr.write('locked'); sys.exit(1)"],
+                                  data=b"x" * (1 << 20))
+    assert (code, out, err) == (1, b"", b"locked")
