@@ -29,12 +29,11 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 from typing import Iterator
 
-from ansible_collections.dockyard.registry.plugins.module_utils import _io
+from ansible_collections.dockyard.registry.plugins.module_utils import _command, _io
 from ansible_collections.dockyard.registry.plugins.module_utils import _runtime_config as rc
 from ansible_collections.dockyard.registry.plugins.module_utils._errors import InvalidInput, RegistryError
 
@@ -78,7 +77,7 @@ def systemd_active(unit: str) -> bool:
     systemctl = find_command("systemctl")
     if not systemctl:
         return False
-    return subprocess.run([systemctl, "is-active", "--quiet", unit], check=False).returncode == 0
+    return _command.run([systemctl, "is-active", "--quiet", unit])[0] == 0
 
 
 @contextlib.contextmanager
@@ -337,23 +336,20 @@ class RuntimeConfig:
         dockerd = find_command(self.p["docker_command"])
         if not dockerd:
             return
-        helptext = subprocess.run([dockerd, "--help"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                  check=False).stdout.decode("utf-8", "replace")
+        helptext = b"".join(_command.run([dockerd, "--help"])[1:]).decode("utf-8", "replace")
         if "--validate" not in helptext:
             return  # dockerd before 23.0: the JSON checks above are what can be done
         with _scratch_file(data, "daemon.json.validate.", ".json") as tmp:
-            proc = subprocess.run([dockerd, "--validate", "--config-file", tmp], stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, check=False)
-        if proc.returncode != 0:
+            code, out, err = _command.run([dockerd, "--validate", "--config-file", tmp])
+        if code != 0:
             raise InvalidInput("dockerd --validate rejects %s as it would be written: %s. Fix the other keys of"
                                " the file, then run again. Nothing was changed."
-                               % (path, proc.stdout.decode("utf-8", "replace").strip()))
+                               % (path, (out + err).decode("utf-8", "replace").strip()))
 
     def _containerd_dump(self, path: str | None) -> tuple[int, str]:
         binary = find_command(self.p["containerd_command"])
-        proc = subprocess.run([binary, "--config", path or os.devnull, "config", "dump"], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, check=False)
-        return proc.returncode, (proc.stdout if proc.returncode == 0 else proc.stderr).decode("utf-8", "replace")
+        code, out, err = _command.run([binary, "--config", path or os.devnull, "config", "dump"])
+        return code, (out if code == 0 else err).decode("utf-8", "replace")
 
     def plan_containerd(self, registries, mirrors, hosts) -> None:
         p = self.p
@@ -524,9 +520,8 @@ class RuntimeConfig:
         binary = find_command(argv[0])
         if binary is None:
             return False, "%s not found" % argv[0]
-        proc = subprocess.run([binary] + argv[1:], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
-        out = proc.stdout.decode("utf-8", "replace").strip()
-        return proc.returncode == 0, out
+        code, out, err = _command.run([binary] + argv[1:])
+        return code == 0, (out + err).decode("utf-8", "replace").strip()
 
     def reload(self) -> None:
         p = self.p

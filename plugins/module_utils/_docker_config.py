@@ -26,9 +26,8 @@ import binascii
 import contextlib
 import json
 import os
-import subprocess
 
-from ansible_collections.dockyard.registry.plugins.module_utils import _io
+from ansible_collections.dockyard.registry.plugins.module_utils import _command, _io
 from ansible_collections.dockyard.registry.plugins.module_utils._auth import Credentials
 from ansible_collections.dockyard.registry.plugins.module_utils._errors import InvalidInput, RegistryError
 
@@ -145,16 +144,14 @@ class CredentialHelper:
 
     def _run(self, action: str, payload: str) -> tuple:
         try:
-            proc = subprocess.run([self.program, action], input=payload.encode("utf-8"),
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  timeout=_HELPER_TIMEOUT, check=False)
+            code, out, err = _command.run([self.program, action], data=payload.encode("utf-8"),
+                                          timeout=_HELPER_TIMEOUT)
         except FileNotFoundError:
             raise InvalidInput("credential helper %s is configured in the docker config but was not found on PATH"
                                % self.program)
-        except (OSError, subprocess.TimeoutExpired) as exc:
+        except OSError as exc:  # TimeoutError included
             raise RegistryError("credential helper %s %s failed: %s" % (self.program, action, exc))
-        return proc.returncode, proc.stdout.decode("utf-8", "replace").strip(), \
-            proc.stderr.decode("utf-8", "replace").strip()
+        return code, out.decode("utf-8", "replace").strip(), err.decode("utf-8", "replace").strip()
 
     def _fail(self, action: str, server: str, out: str, err: str) -> RegistryError:
         # Helper output is the helper's own error text; it never echoes the secret we sent.

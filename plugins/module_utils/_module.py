@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from ansible.module_utils.basic import missing_required_lib
 
+from ansible_collections.dockyard.registry.plugins.module_utils import _command
 from ansible_collections.dockyard.registry.plugins.module_utils._errors import MissingLibrary, RegistryError
 
 __all__ = ["run_backend"]
@@ -32,7 +33,9 @@ def run_backend(module: Any, work: Callable[..., dict], **kwargs: Any) -> tuple[
     ``missing_required_lib()`` and the import traceback); a result with ``failed: true`` is a
     failure too; any other exception is a bug, said as one (``error_kind: internal``) with its
     traceback in ``exception``. A result's ``warnings`` (a list of texts) go to ``module.warn()``.
+    Programs the backend starts go through ``module.run_command`` (``_command.bind``).
     """
+    _command.bind(module)
     try:
         fields = work(module.params, check_mode=module.check_mode, diff=module._diff, **kwargs)
         ok = not fields.pop("failed", False)

@@ -19,3 +19,20 @@ def moto_endpoint():
     host, port = server.get_host_and_port()
     yield "http://%s:%d" % (host, port)
     server.stop()
+
+
+@pytest.fixture(autouse=True)
+def command_module():
+    """module_utils code starts programs through the running module's ``run_command``
+    (``_command``; ``run_backend`` binds the module in a real run). Tests that call module_utils
+    directly get a real AnsibleModule bound, so they exercise the same path."""
+    from ansible.module_utils.basic import AnsibleModule
+
+    from ansible_collections.dockyard.registry.plugins.module_utils import _command
+    from ansible_collections.dockyard.registry.tests.unit.plugins.modules.utils import patch_module_args
+
+    with patch_module_args({}):
+        module = AnsibleModule(argument_spec={})
+    _command.bind(module)
+    yield module
+    _command.bind(None)

@@ -409,3 +409,19 @@ def test_config_that_is_a_fifo_is_refused_at_once(tmp_path):
 def test_logout_without_a_config_directory_creates_nothing(tmp_path):
     assert remove_credentials(LOCAL, str(tmp_path / "none" / "config.json")) is False
     assert list(tmp_path.iterdir()) == []
+
+
+def test_hung_helper_is_stopped_and_named(tmp_path, monkeypatch):
+    from ansible_collections.dockyard.registry.plugins.module_utils import _docker_config
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    program = bindir / "docker-credential-stuck"
+    program.write_text("#!%s\nimport time\ntime.sleep(60)\n" % sys.executable)
+    program.chmod(0o755)
+    monkeypatch.setenv("PATH", "%s%s%s" % (bindir, os.pathsep, os.environ.get("PATH", "")))
+    monkeypatch.setattr(_docker_config, "_HELPER_TIMEOUT", 0.5)
+    path = tmp_path / "config.json"
+    write(path, {"credsStore": "stuck"})
+    with pytest.raises(RegistryError, match="credential helper docker-credential-stuck get failed: .*did not finish"):
+        find_credentials(LOCAL, str(path))

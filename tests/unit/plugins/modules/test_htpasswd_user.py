@@ -577,7 +577,12 @@ def test_parallel_runs_keep_every_user(tmp_path):
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
         os.path.dirname(os.path.abspath(htpasswd_user.__file__)))))))
     path = tmp_path / "htpasswd"
-    env = dict(os.environ, PYTHONPATH=root)
+    # The collection root, and ansible itself where this test run found it: on a managed-node
+    # Python ansible-test provides ansible through the path, not through site-packages.
+    import ansible
+    ansible_lib = os.path.dirname(os.path.dirname(os.path.abspath(ansible.__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [root, ansible_lib] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
     processes = []
     for number in range(8):
         args = tmp_path / ("args%d.json" % number)

@@ -14,6 +14,7 @@ import types
 import pytest
 
 from ansible.module_utils import basic
+from ansible.module_utils.common import parameters as ansible_parameters
 from ansible.module_utils.common import warnings as ansible_warnings
 
 __all__ = ["Run", "patch_module_args", "run_module"]
@@ -59,6 +60,10 @@ def run_module(capsys, module: types.ModuleType, check_mode: bool = False, diff:
     """Runs ``module.main()`` with ``args`` (plus the check/diff mode flags) and returns its
     exit code, parsed JSON result and raw stdout (to look for leaked secrets in)."""
     module_args = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
+    # ansible-core 2.21 echoes the (censored) arguments as "invocation" only when the controller
+    # asks for it (at -vvv); ask as the controller then does, so the tests see what a user sees.
+    if "inject_invocation" in ansible_parameters.PASS_VARS:
+        module_args["_ansible_inject_invocation"] = True
     # warnings are process-global; a second run in one test must not see the first one's
     ansible_warnings._global_warnings.clear()
     capsys.readouterr()
