@@ -20,30 +20,24 @@ import base64
 import binascii
 import json
 import os
-import re
-import traceback
 
 from ansible_collections.dockyard.registry.plugins.module_utils import _io
 from ansible_collections.dockyard.registry.plugins.module_utils._auth import Credentials
-from ansible_collections.dockyard.registry.plugins.module_utils._errors import (
-    Denied,
-    InvalidInput,
-    MissingLibrary,
-    RegistryError,
-    TLSError,
-    Unauthorized,
-    Unreachable,
+from ansible_collections.dockyard.registry.plugins.module_utils._ecr import (
+    BOTO3_IMPORT_ERROR,
+    BOTO_ERRORS,
+    HAS_BOTO3,
+    aws_session,
+    boto_error,
+    ecr_host_parts,
+    require_boto3,
 )
-from ansible_collections.dockyard.registry.plugins.module_utils._reference import DOCKER_HUB, parse_registry
-
-try:
-    import boto3
-    import botocore.exceptions
-    HAS_BOTO3 = True
-    BOTO3_IMPORT_ERROR = None
-except ImportError:
-    HAS_BOTO3 = False
-    BOTO3_IMPORT_ERROR = traceback.format_exc()
+from ansible_collections.dockyard.registry.plugins.module_utils._errors import InvalidInput, RegistryError
+from ansible_collections.dockyard.registry.plugins.module_utils._reference import (
+    DOCKER_HUB,
+    host_without_port,
+    parse_registry,
+)
 
 __all__ = [
     "PROVIDERS",
@@ -63,30 +57,14 @@ PROVIDERS = ("auto", "generic", "dockerhub", "ghcr", "ecr", "gcr", "acr")
 ECR_USERNAME = "AWS"
 GCR_USERNAME = "_json_key"
 
-_ECR_HOST = re.compile(
-    r"^(?P<account>[0-9]{12})\.dkr\.ecr(?:-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$")
 _HUB_HOSTS = ("docker.io", "index.docker.io", "registry-1.docker.io", DOCKER_HUB)
 
 
-def _hostname(host: str) -> str:
-    """Host without port (IPv6 literals in brackets are kept whole)."""
-    host = host.lower()
-    if host.startswith("["):
-        return host.split("]", 1)[0] + "]"
-    return host.rsplit(":", 1)[0] if ":" in host else host
-
-
-def ecr_host_parts(host: str) -> tuple | None:
-    """``(account_id, region)`` for an ECR registry host, else None."""
-    match = _ECR_HOST.match(_hostname(host))
-    if not match:
-        return None
-    return match.group("account"), match.group("region")
 
 
 def detect_provider(host: str) -> str:
     """The provider ``auto`` chooses for a registry host."""
-    name = _hostname(host)
+    name = host_without_port(host)
     if ecr_host_parts(name):
         return "ecr"
     if name == "gcr.io" or name.endswith(".gcr.io") or name.endswith("-docker.pkg.dev"):
@@ -144,32 +122,6 @@ def load_service_account_key(value: str) -> str:
     return text
 
 
-def _boto_error(exc: Exception, endpoint: str):
-    if isinstance(exc, botocore.exceptions.NoCredentialsError):
-        return Unauthorized("no AWS credentials found for ECR: give profile or aws_access_key_id/"
-                            "aws_secret_access_key, or configure the AWS environment", registry=endpoint)
-    if isinstance(exc, botocore.exceptions.NoRegionError):
-        return InvalidInput("no AWS region for ECR: give region (or use the registry host "
-                            "<account>.dkr.ecr.<region>.amazonaws.com)")
-    if isinstance(exc, botocore.exceptions.ProfileNotFound):
-        return InvalidInput("AWS profile not found: %s" % exc)
-    if isinstance(exc, botocore.exceptions.SSLError):
-        return TLSError("TLS verification failed talking to the ECR API at %s: %s" % (endpoint, exc),
-                        registry=endpoint)
-    if isinstance(exc, botocore.exceptions.EndpointConnectionError):
-        return Unreachable("the ECR API is unreachable at %s: %s" % (endpoint, exc), registry=endpoint)
-    if isinstance(exc, botocore.exceptions.ClientError):
-        error = exc.response.get("Error", {})
-        code = error.get("Code", "")
-        message = "ECR get_authorization_token failed: %s: %s" % (code, error.get("Message", ""))
-        if code in ("UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException",
-                    "InvalidClientTokenId", "AuthFailure"):
-            return Unauthorized(message, registry=endpoint)
-        if code in ("AccessDeniedException", "AccessDenied"):
-            return Denied(message, registry=endpoint)
-        return RegistryError(message, registry=endpoint)
-    return RegistryError("ECR get_authorization_token failed: %s" % exc, registry=endpoint)
-
 
 def ecr_login(registry: str | None = None, *, region: str | None = None, profile: str | None = None,
               registry_id: str | None = None, endpoint_url: str | None = None,
@@ -180,26 +132,21 @@ def ecr_login(registry: str | None = None, *, region: str | None = None, profile
     When ``registry`` is an ECR host, region and registry id default to the ones in its name.
     The registry address comes from the token's ``proxyEndpoint`` unless ``registry`` is given.
     """
-    if not HAS_BOTO3:
-        raise MissingLibrary("the ecr provider needs the boto3 Python library on the managed node",
-                             hint="Install boto3 (pip install boto3).", library="boto3",
-                             import_error=BOTO3_IMPORT_ERROR)
+    require_boto3("the ecr provider")
     if registry:
         parts = ecr_host_parts(parse_registry(registry).host)
         if parts:
             registry_id = registry_id or parts[0]
             region = region or parts[1]
     endpoint = endpoint_url or "the AWS ECR endpoint"
+    session = aws_session(region=region, profile=profile, aws_access_key_id=aws_access_key_id,
+                          aws_secret_access_key=aws_secret_access_key, aws_session_token=aws_session_token)
     try:
-        session = boto3.session.Session(profile_name=profile or None, region_name=region or None,
-                                        aws_access_key_id=aws_access_key_id or None,
-                                        aws_secret_access_key=aws_secret_access_key or None,
-                                        aws_session_token=aws_session_token or None)
         client = session.client("ecr", endpoint_url=endpoint_url or None)
         kwargs = {"registryIds": [registry_id]} if registry_id else {}
         response = client.get_authorization_token(**kwargs)
-    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-        raise _boto_error(exc, endpoint)
+    except BOTO_ERRORS as exc:
+        raise boto_error(exc, endpoint, "get_authorization_token")
     data = response.get("authorizationData") or []
     if not data:
         raise RegistryError("ECR returned no authorization data", registry=endpoint)
