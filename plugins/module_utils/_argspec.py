@@ -195,6 +195,8 @@ def run_registry_module(module: Any, work: Callable[..., dict]) -> tuple[bool, d
         return False, {"msg": "unexpected error (a bug in dockyard.registry, please report it): %s: %s"
                               % (type(exc).__name__, exc),
                        "error_kind": "internal", "exception": traceback.format_exc()}
+    for backend_warning in fields.pop("warnings", None) or []:
+        module.warn(backend_warning)
     warning = stats.warning()
     if warning:
         module.warn(warning)

@@ -27,6 +27,7 @@ the generated document is the same in both places.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 import threading
@@ -131,8 +132,10 @@ def validate_region(region: str | None, endpoint_url: str | None = None, known: 
     if not _REGION.match(region):
         raise InvalidInput("%r is not an AWS region name (like eu-west-1): check the region" % region)
     if not endpoint_url and known and region not in known:
-        raise InvalidInput("ECR has no region %r (this botocore knows %s): check the region, or give endpoint_url "
-                           "for a new region or a private endpoint" % (region, ", ".join(sorted(known))))
+        close = difflib.get_close_matches(region, sorted(set(known)), n=3)
+        raise InvalidInput("ECR has no region %r%s: check the region, or give endpoint_url for a region newer than "
+                           "this botocore or a private endpoint"
+                           % (region, " (did you mean %s?)" % " or ".join(close) if close else ""))
 
 
 def _as_int(value, what: str, lowest: int = 1) -> int:

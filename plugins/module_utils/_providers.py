@@ -9,7 +9,9 @@
 - ``ecr``: boto3 ``get_authorization_token``; the token is base64 ``AWS:<password>`` and the
   registry address comes from ``proxyEndpoint`` unless the caller names one.
 - ``gcr``: user ``_json_key``, password = a service account key (JSON).
-- ``acr``: a service principal's application id and secret as user and password.
+- ``acr``: a service principal's application id and secret as user and password, or an Azure AD
+  access token exchanged for an ACR refresh token (:func:`acr_exchange`, what ``az acr login``
+  does), stored as an identity token for the user ``00000000-0000-0000-0000-000000000000``.
 - ``ghcr`` / ``dockerhub`` / ``generic``: a user and a password or access token.
 - ``auto`` picks one of those from the registry host name.
 """
@@ -20,6 +22,8 @@ import base64
 import binascii
 import json
 import os
+import time
+from urllib.parse import urlsplit, urlunsplit
 
 from ansible_collections.dockyard.registry.plugins.module_utils import _io
 from ansible_collections.dockyard.registry.plugins.module_utils._auth import Credentials
@@ -32,7 +36,13 @@ from ansible_collections.dockyard.registry.plugins.module_utils._ecr import (
     ecr_host_parts,
     require_boto3,
 )
-from ansible_collections.dockyard.registry.plugins.module_utils._errors import InvalidInput, RegistryError
+from ansible_collections.dockyard.registry.plugins.module_utils._errors import (
+    InvalidInput,
+    RegistryError,
+    ServerError,
+    Unauthorized,
+    Unsupported,
+)
 from ansible_collections.dockyard.registry.plugins.module_utils._reference import (
     DOCKER_HUB,
     host_without_port,
@@ -40,6 +50,7 @@ from ansible_collections.dockyard.registry.plugins.module_utils._reference impor
 )
 
 __all__ = [
+    "ACR_TOKEN_USERNAME",
     "PROVIDERS",
     "HAS_BOTO3",
     "BOTO3_IMPORT_ERROR",
@@ -49,6 +60,8 @@ __all__ = [
     "resolve_provider",
     "ecr_host_parts",
     "load_service_account_key",
+    "acr_exchange",
+    "check_aad_token",
     "ecr_login",
     "login_for",
 ]
@@ -56,6 +69,10 @@ __all__ = [
 PROVIDERS = ("auto", "generic", "dockerhub", "ghcr", "ecr", "gcr", "acr")
 ECR_USERNAME = "AWS"
 GCR_USERNAME = "_json_key"
+# The user an ACR refresh token is stored with (az acr login, docker login --username 0000...).
+ACR_TOKEN_USERNAME = "00000000-0000-0000-0000-000000000000"
+_AAD_HINT = ("get a new one, for example: az account get-access-token --resource https://containerregistry.azure.net "
+             "--query accessToken -o tsv")
 
 _HUB_HOSTS = ("docker.io", "index.docker.io", "registry-1.docker.io", DOCKER_HUB)
 
@@ -162,6 +179,98 @@ def ecr_login(registry: str | None = None, *, region: str | None = None, profile
     if not address:
         raise RegistryError("ECR returned no proxyEndpoint; give registry", registry=endpoint)
     return parse_registry(address), Credentials(username=username, password=password)
+
+
+def _jwt_claims(token: str) -> dict | None:
+    """The claims of a JWT, read without checking its signature (only to give clear errors early)."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
+        claims = json.loads(payload.decode("utf-8"))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        return None
+    return claims if isinstance(claims, dict) else None
+
+
+def check_aad_token(token: str, tenant: str | None = None, now: float | None = None) -> str | None:
+    """Refuse an Azure AD access token that cannot work, before it is sent anywhere: not a JWT,
+    expired, or issued in another tenant than ``tenant``. Returns the token's tenant (``tid``)."""
+    claims = _jwt_claims(token.strip())
+    if claims is None:
+        raise InvalidInput("aad_access_token is not an Azure AD access token (a JWT: three base64url parts "
+                           "separated by \".\"); " + _AAD_HINT)
+    now = time.time() if now is None else now
+    expires = claims.get("exp")
+    if isinstance(expires, (int, float)) and expires <= now:
+        raise Unauthorized("the Azure AD access token expired %s UTC; %s"
+                           % (time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(expires)), _AAD_HINT))
+    token_tenant = claims.get("tid")
+    if tenant and token_tenant and str(token_tenant).lower() != tenant.lower():
+        raise Unauthorized("the Azure AD access token was issued in tenant %s, not in tenant %s: get a token in "
+                           "tenant %s (az account get-access-token --tenant %s ...) or give tenant %s"
+                           % (token_tenant, tenant, tenant, tenant, token_tenant))
+    return str(token_tenant) if token_tenant else None
+
+
+def _said(body: bytes, secret: str) -> str:
+    """What a token endpoint said, short, and never the token we sent."""
+    text = body.decode("utf-8", "replace")
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        errors = data.get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            text = "%s: %s" % (errors[0].get("code", ""), errors[0].get("message", ""))
+        elif data.get("error") or data.get("error_description"):
+            text = "%s: %s" % (data.get("error", ""), data.get("error_description", ""))
+    text = " ".join(text.split())[:300]
+    return text.replace(secret, "<aad_access_token>") if secret else text
+
+
+def acr_exchange(client, aad_access_token: str, tenant: str | None = None, now: float | None = None) -> Credentials:
+    """Exchange an Azure AD access token for an ACR refresh token, as ``az acr login`` does.
+
+    The registry's challenge names the token service; the exchange goes to ``/oauth2/exchange``
+    on the host of its realm (``grant_type=access_token``, ``service``, ``tenant``,
+    ``access_token``). The refresh token comes back as an identity token for the user
+    ``00000000-0000-0000-0000-000000000000``; the docker CLI and the client trade it for access
+    tokens at the realm (``grant_type=refresh_token``).
+    """
+    token = aad_access_token.strip()
+    token_tenant = check_aad_token(token, tenant, now)
+    tenant = tenant or token_tenant
+    registry = client.registry.display
+    challenge = client.challenge()
+    if not challenge or challenge[0] != "bearer" or not challenge[1].get("realm") or not challenge[1].get("service"):
+        raise Unsupported("%s does not ask for a Bearer token login (GET /v2/ gave no challenge with realm and "
+                          "service), so it cannot take an Azure AD token: is this an Azure Container Registry?"
+                          % registry, registry=registry)
+    realm = urlsplit(challenge[1]["realm"])
+    url = urlunsplit((realm.scheme, realm.netloc, "/oauth2/exchange", "", ""))
+    form = {"grant_type": "access_token", "service": challenge[1]["service"], "access_token": token}
+    if tenant:
+        form["tenant"] = tenant
+    status, body = client.post_form(url, form, what="exchange an Azure AD token with")
+    if status in (400, 401, 403):
+        raise Unauthorized("%s refused the Azure AD access token (HTTP %d from %s: %s): check that it is a token for "
+                           "the tenant of the registry and not expired, and that its identity has a role on the "
+                           "registry (AcrPull or AcrPush); %s"
+                           % (registry, status, url, _said(body, token), _AAD_HINT), registry=registry, status=status)
+    if status != 200:
+        raise ServerError("%s answered HTTP %d to the Azure AD token exchange at %s: %s"
+                          % (registry, status, url, _said(body, token)), registry=registry, status=status)
+    try:
+        refresh = json.loads(body.decode("utf-8")).get("refresh_token")
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        refresh = None
+    if not isinstance(refresh, str) or not refresh:
+        raise ServerError("%s answered the Azure AD token exchange at %s without a refresh_token" % (registry, url),
+                          registry=registry)
+    return Credentials(username=ACR_TOKEN_USERNAME, identity_token=refresh)
 
 
 def _require(provider: str, username: str | None, password: str | None, what: str) -> Credentials:

@@ -60,6 +60,12 @@ PORT_TOKEN_SERVER = 5205
 PORT_FAULTY = 5206
 PORT_FAULTY_BACKEND = 5216
 PORT_MOTO = 5290
+PORT_ACR = 5208
+# Azure Container Registry's Azure AD flow: the "acr" registry's realm is the token server's
+# /oauth2/token and its service is its own address, as on ACR; /oauth2/exchange takes stand-in
+# Azure AD tokens of this tenant (tokenserver.py aad-token mints them).
+ACR_SERVICE = "localhost:%d" % PORT_ACR
+ACR_TENANT = "7c1d2f3e-4b5a-4c6d-8e7f-90a1b2c3d4e5"
 
 # name, host port, TLS, auth (None | "htpasswd" | "token"), deletion enabled
 REGISTRIES = [
@@ -69,6 +75,7 @@ REGISTRIES = [
     ("token", 5204, True, "token", True),
     ("faulty-backend", PORT_FAULTY_BACKEND, False, None, True),
     ("nodelete", 5207, False, None, False),
+    ("acr", PORT_ACR, True, "acr", True),
 ]
 
 
@@ -116,6 +123,13 @@ def registry_config(name: str, tls: bool, auth: str | None, delete: bool) -> dic
         config["auth"] = {"token": {
             "realm": "https://localhost:%d/token" % PORT_TOKEN_SERVER,
             "service": TOKEN_SERVICE,
+            "issuer": TOKEN_ISSUER,
+            "rootcertbundle": "/certs/ca.crt",
+        }}
+    elif auth == "acr":
+        config["auth"] = {"token": {
+            "realm": "https://localhost:%d/oauth2/token" % PORT_TOKEN_SERVER,
+            "service": ACR_SERVICE,
             "issuer": TOKEN_ISSUER,
             "rootcertbundle": "/certs/ca.crt",
         }}
@@ -279,12 +293,16 @@ def up(workdir: str, config_path: str) -> dict:
         "reader": {"password": passwords["reader"], "access": "pull"},
     }, indent=2), 0o600)
 
+    aad_key = os.path.join(auth_dir, "aad.key")
+    write_file(aad_key, secrets.token_hex(32) + "\n", 0o600)
+
     # The token server first: the token registry's /v2/ check does not need it, but tests do.
     start_process(workdir, "tokenserver", [
         sys.executable, os.path.join(HARNESS_DIR, "tokenserver.py"),
         "--users", os.path.join(auth_dir, "token-users.json"), "--port", str(PORT_TOKEN_SERVER),
         "--cert", pki.server_cert, "--key", pki.server_key,
         "--signer-cert", pki.signer_cert, "--signer-key", pki.signer_key, "--issuer", TOKEN_ISSUER,
+        "--aad-key", aad_key, "--aad-service", ACR_SERVICE,
     ])
 
     for name, port, tls, auth, delete in REGISTRIES:
@@ -296,7 +314,7 @@ def up(workdir: str, config_path: str) -> dict:
                 "--label", "dockyard.test.owner=harness",
                 "-p", "127.0.0.1:%d:5000" % port,
                 "-v", "%s:/etc/docker/registry:ro" % config_dir]
-        if tls or auth == "token":
+        if tls or auth in ("token", "acr"):
             argv += ["-v", "%s:/certs:ro" % pki.directory]
         if auth == "htpasswd":
             argv += ["-v", "%s:/auth:ro" % auth_dir]
@@ -355,6 +373,10 @@ def up(workdir: str, config_path: str) -> dict:
         "registry_faulty_backend": "http://127.0.0.1:%d" % PORT_FAULTY_BACKEND,
         "registry_nodelete": "http://127.0.0.1:5207",
         "moto_endpoint": "http://127.0.0.1:%d" % PORT_MOTO,
+        "registry_acr": ACR_SERVICE,
+        "acr_tenant": ACR_TENANT,
+        "acr_aad_key": aad_key,
+        "acr_token_url": "https://localhost:%d/oauth2/token" % PORT_TOKEN_SERVER,
         "dockyard_it_python": sys.executable,
         "dockyard_it_harness_dir": HARNESS_DIR,
         "dockyard_it_corpus": os.path.join(HARNESS_DIR, "corpus.py"),
