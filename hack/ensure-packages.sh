@@ -4,13 +4,16 @@
 # ShellCheck (ansible-test sanity skips its shellcheck test without it), and the runtimes
 # the registry_client role configures: containerd (with ctr; docker.io already depends on
 # it, so the engine's own containerd is never replaced) and podman (without recommends:
-# the test runs it as root with its own storage).
+# the test runs it as root with its own storage), and the Amazon ECR credential helper (the
+# registry role installs it itself with registry_ecr_credential_helper; present beforehand, the
+# test does not depend on the mirror being reachable mid-run).
 set -euo pipefail
 missing=()
 command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
 command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 command -v ctr >/dev/null 2>&1 || missing+=(containerd)
+command -v docker-credential-ecr-login >/dev/null 2>&1 || missing+=(amazon-ecr-credential-helper)
 lean=()
 command -v podman >/dev/null 2>&1 || lean+=(podman)
 [ "${WITH_HYPERFINE:-0}" = 1 ] && { command -v hyperfine >/dev/null 2>&1 || missing+=(hyperfine); }

@@ -100,6 +100,21 @@ def write_file(path: str, data: str, mode: int = 0o644) -> None:
     os.replace(tmp, path)
 
 
+def service_account_key() -> str:
+    """A Google service account key file's JSON, with a freshly generated RSA key."""
+    from cryptography.hazmat.primitives import serialization  # pylint: disable=import-outside-toplevel
+    from cryptography.hazmat.primitives.asymmetric import rsa  # pylint: disable=import-outside-toplevel
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode("ascii")
+    return json.dumps({
+        "type": "service_account", "project_id": "dockyard-it", "private_key_id": secrets.token_hex(20),
+        "private_key": pem, "client_email": "pusher@dockyard-it.iam.gserviceaccount.com",
+        "client_id": str(secrets.randbelow(10 ** 20)), "auth_uri": "https://accounts.google.com/o/oauth2/auth",
+        "token_uri": "https://oauth2.googleapis.com/token",
+    }, indent=2) + "\n"
+
+
 def registry_config(name: str, tls: bool, auth: str | None, delete: bool) -> dict:
     config: dict = {
         "version": 0.1,
@@ -288,9 +303,18 @@ def up(workdir: str, config_path: str) -> dict:
     os.makedirs(auth_dir, exist_ok=True)
     hashed = bcrypt.hashpw(passwords["itest"].encode(), bcrypt.gensalt(rounds=5)).decode()
     write_file(os.path.join(auth_dir, "htpasswd"), "itest:%s\n" % hashed.replace("$2b$", "$2y$", 1))
+    # Google's two registry logins without the SDK, as the token registry's users: _json_key with a
+    # service account key (a fresh RSA key, never a real account) and oauth2accesstoken with a token.
+    gcr_key_path = os.path.join(auth_dir, "gcr-service-account.json")
+    write_file(gcr_key_path, service_account_key(), 0o600)
+    with open(gcr_key_path, encoding="utf-8") as handle:
+        gcr_key = handle.read().strip()
+    gcr_access_token = "ya29." + secrets.token_urlsafe(48)
     write_file(os.path.join(auth_dir, "token-users.json"), json.dumps({
         "tokenuser": {"password": passwords["tokenuser"], "access": "all"},
         "reader": {"password": passwords["reader"], "access": "pull"},
+        "_json_key": {"password": gcr_key, "access": "all"},
+        "oauth2accesstoken": {"password": gcr_access_token, "access": "all"},
     }, indent=2), 0o600)
 
     aad_key = os.path.join(auth_dir, "aad.key")
@@ -373,6 +397,8 @@ def up(workdir: str, config_path: str) -> dict:
         "registry_faulty_backend": "http://127.0.0.1:%d" % PORT_FAULTY_BACKEND,
         "registry_nodelete": "http://127.0.0.1:5207",
         "moto_endpoint": "http://127.0.0.1:%d" % PORT_MOTO,
+        "gcr_service_account_key": gcr_key_path,
+        "gcr_access_token": gcr_access_token,
         "registry_acr": ACR_SERVICE,
         "acr_tenant": ACR_TENANT,
         "acr_aad_key": aad_key,
