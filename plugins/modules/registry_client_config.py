@@ -230,6 +230,7 @@ seealso:
     link: https://github.com/containers/image/blob/main/docs/containers-registries.conf.5.md
 extends_documentation_fragment:
   - dockyard.registry.attributes
+  - dockyard.registry.attributes.ACTIONGROUP_NONE
 attributes:
   check_mode:
     support: full

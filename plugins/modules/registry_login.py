@@ -118,7 +118,7 @@ options:
   credential_helper:
     description:
       - Instead of storing credentials, point the docker CLI at a credential helper for O(registry) - a
-        C(credHelpers) entry C(<host>: <credential_helper>) in the configuration file, every other entry kept.
+        C(credHelpers) entry that maps the host to O(credential_helper) in the configuration file, every other entry kept.
         The docker CLI then runs C(docker-credential-<credential_helper> get) whenever it needs credentials for
         that registry, so nothing expires in the file.
       - V(gcloud) is what C(gcloud auth configure-docker) writes for Google Container Registry and Artifact
