@@ -100,7 +100,6 @@ def require_boto3(what: str) -> None:
                              import_error=BOTO3_IMPORT_ERROR)
 
 
-
 def ecr_host_parts(host: str) -> tuple | None:
     """``(account_id, region)`` for an ECR registry host, else None."""
     match = ECR_HOST.match(host_without_port(host))

@@ -77,8 +77,6 @@ _AAD_HINT = ("get a new one, for example: az account get-access-token --resource
 _HUB_HOSTS = ("docker.io", "index.docker.io", "registry-1.docker.io", DOCKER_HUB)
 
 
-
-
 def detect_provider(host: str) -> str:
     """The provider ``auto`` chooses for a registry host."""
     name = host_without_port(host)
@@ -137,7 +135,6 @@ def load_service_account_key(value: str) -> str:
         if not data.get(field):
             raise InvalidInput("the %s has no \"%s\"" % (where, field))
     return text
-
 
 
 def ecr_login(registry: str | None = None, *, region: str | None = None, profile: str | None = None,

@@ -240,7 +240,8 @@ EXAMPLES = r"""
   dockyard.registry.registry_login:
     provider: acr
     registry: myregistry.azurecr.io
-    aad_access_token: "{{ lookup('ansible.builtin.pipe', 'az account get-access-token --resource https://containerregistry.azure.net --query accessToken -o tsv') }}"
+    aad_access_token: "{{ lookup('ansible.builtin.pipe', 'az account get-access-token --query accessToken -o tsv'
+                                 ~ ' --resource https://containerregistry.azure.net') }}"
     tenant: 72f988bf-86f1-41af-91ab-2d7cd011db47
 
 - name: Let the docker CLI get Artifact Registry credentials from gcloud (gcloud auth configure-docker)

@@ -297,7 +297,6 @@ class TokenHandler(BaseHTTPRequestHandler):
             body["refresh_token"] = form["refresh_token"][0]
         self._send(200, body)
 
-
     def _exchange(self, form: dict) -> None:
         """ACR's /oauth2/exchange: an Azure AD access token for a refresh token."""
         field = dict((key, values[0]) for key, values in form.items())

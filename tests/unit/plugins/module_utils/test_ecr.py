@@ -88,9 +88,8 @@ def test_generated_policy():
 
 
 def test_raw_policy_as_text_or_dict():
-    raw = {"rules": [{"rulePriority": 1, "selection": {"tagStatus": "tagged", "tagPrefixList": ["v"],
-                                                         "countType": "imageCountMoreThan", "countNumber": 5},
-                      "action": {"type": "expire"}}]}
+    selection = {"tagStatus": "tagged", "tagPrefixList": ["v"], "countType": "imageCountMoreThan", "countNumber": 5}
+    raw = {"rules": [{"rulePriority": 1, "selection": selection, "action": {"type": "expire"}}]}
     assert lifecycle_policy(raw=raw) == raw
     assert lifecycle_policy(raw=json.dumps(raw)) == raw
     with pytest.raises(InvalidInput, match="not both"):
@@ -166,8 +165,8 @@ def test_creates_missing_repositories_with_settings(moto_endpoint, aws_env):
     client = boto3.client("ecr", region_name="eu-north-1", endpoint_url=moto_endpoint,
                           aws_access_key_id="testing", aws_secret_access_key="testing")
     client.create_repository(repositoryName="u1/there")
-    policy = {"Version": "2012-10-17", "Statement": [{"Sid": "pull", "Effect": "Allow", "Principal": "*",
-                                                       "Action": ["ecr:BatchGetImage"]}]}
+    statement = {"Sid": "pull", "Effect": "Allow", "Principal": "*", "Action": ["ecr:BatchGetImage"]}
+    policy = {"Version": "2012-10-17", "Statement": [statement]}
     settings = {"image_tag_mutability": "immutable", "scan_on_push": True, "keep_last": 5,
                 "expire_untagged_days": 3, "policy": policy}
 
