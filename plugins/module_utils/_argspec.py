@@ -20,19 +20,13 @@ may call ``module.warn()``; it never fails the module.
 from __future__ import annotations
 
 import math
-import traceback
 from typing import Any, Callable
-
-from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.dockyard.registry.plugins.module_utils._auth import Credentials
 from ansible_collections.dockyard.registry.plugins.module_utils._client import RegistryClient, RetryStats
 from ansible_collections.dockyard.registry.plugins.module_utils._docker_config import find_credentials
-from ansible_collections.dockyard.registry.plugins.module_utils._errors import (
-    InvalidInput,
-    MissingLibrary,
-    RegistryError,
-)
+from ansible_collections.dockyard.registry.plugins.module_utils._errors import InvalidInput
+from ansible_collections.dockyard.registry.plugins.module_utils._module import run_backend
 from ansible_collections.dockyard.registry.plugins.module_utils._reference import Registry
 
 __all__ = [
@@ -173,30 +167,19 @@ def run_registry_module(module: Any, work: Callable[..., dict]) -> tuple[bool, d
 
     Checks the numeric options' ranges, runs the module's backend
     ``work(params, check_mode=, diff=, retry_stats=)`` (which counts its retries in ``retry_stats``)
-    and returns ``(ok, fields)``: the keyword arguments for ``exit_json`` when
-    ``ok``, else for ``fail_json`` - which ``main()`` calls itself (no module_utils file fails the
-    module). Every result gets ``retries``, and a warning when anything was retried (as
-    community.hashi_vault does), success or not. A RegistryError is the failure it describes; a
-    result with ``failed: true`` (registry_sync with failed images) is a failure too; any other
-    exception is a bug, said as one, with its traceback in ``exception``.
+    through ``_module.run_backend`` (the one mapping of errors to results) and returns
+    ``(ok, fields)``: the keyword arguments for ``exit_json`` when ``ok``, else for ``fail_json`` -
+    which ``main()`` calls itself (no module_utils file fails the module). Every result gets
+    ``retries``, and a warning when anything was retried (as community.hashi_vault does), success
+    or not.
     """
     stats = RetryStats()
-    try:
-        check_ranges(module.params)
-        fields = work(module.params, check_mode=module.check_mode, diff=module._diff, retry_stats=stats)
-        ok = not fields.pop("failed", False)
-    except MissingLibrary as err:
-        ok, fields = False, dict(err.to_result(), exception=err.import_error)
-        if err.library:
-            fields["msg"] = missing_required_lib(err.library)
-    except RegistryError as err:
-        ok, fields = False, err.to_result()
-    except Exception as exc:  # pylint: disable=broad-except
-        return False, {"msg": "unexpected error (a bug in dockyard.registry, please report it): %s: %s"
-                              % (type(exc).__name__, exc),
-                       "error_kind": "internal", "exception": traceback.format_exc()}
-    for backend_warning in fields.pop("warnings", None) or []:
-        module.warn(backend_warning)
+
+    def checked(params: dict, **kwargs: Any) -> dict:
+        check_ranges(params)
+        return work(params, **kwargs)
+
+    ok, fields = run_backend(module, checked, retry_stats=stats)
     warning = stats.warning()
     if warning:
         module.warn(warning)

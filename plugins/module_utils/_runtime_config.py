@@ -18,8 +18,8 @@ read their own files to decide how to reach a registry:
   ``/etc/containers/registries.conf.d/`` (read by every podman/skopeo/buildah run, by CRI-O on
   ``SIGHUP``).
 
-This file renders and merges those files. It never touches the disk except in
-:func:`write_file`, the one writer (to be replaced by the collection's shared ``_io`` writer).
+This file renders and merges those files as pure functions: it never touches the disk. Reading,
+checking and writing them is ``_client_config``'s (through ``_io``).
 """
 
 from __future__ import annotations
@@ -27,9 +27,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
 
 from ansible_collections.dockyard.registry.plugins.module_utils._errors import InvalidInput
 
@@ -53,7 +51,6 @@ __all__ = [
     "set_containerd_config_path",
     "path_covers",
     "file_name_for",
-    "write_file",
 ]
 
 MARKER = ("# Managed by dockyard.registry (role registry_client). Rewritten on every run;"
@@ -72,9 +69,9 @@ class RegistryEntry:
 
     host: str
     state: str = "present"
-    ca: Optional[str] = None            # PEM
-    client_cert: Optional[str] = None   # PEM
-    client_key: Optional[str] = None    # PEM, secret
+    ca: str | None = None            # PEM
+    client_cert: str | None = None   # PEM
+    client_key: str | None = None    # PEM, secret
     insecure: bool = False
 
 
@@ -83,7 +80,7 @@ class MirrorEntry:
     """One item of ``mirrors``: pull-through mirrors (``(scheme, host)``) tried before ``upstream``."""
 
     upstream: str
-    mirrors: Tuple[Tuple[str, str], ...] = ()
+    mirrors: tuple[tuple[str, str], ...] = ()
     state: str = "present"
 
 
@@ -92,8 +89,8 @@ class HostSettings:
     """Everything the present entries say about one host, for the files written per host."""
 
     host: str
-    registry: Optional[RegistryEntry] = None
-    mirrors: List[Tuple[str, str]] = field(default_factory=list)
+    registry: RegistryEntry | None = None
+    mirrors: list[tuple[str, str]] = field(default_factory=list)
 
 
 def normalise_host(value: object, what: str) -> str:
@@ -124,7 +121,7 @@ def normalise_upstream(value: object, what: str) -> str:
     return DOCKER_HUB_UPSTREAM if host in _HUB_ALIASES else host
 
 
-def parse_mirror(value: object, what: str) -> Tuple[str, str]:
+def parse_mirror(value: object, what: str) -> tuple[str, str]:
     """``host[:port]`` (HTTPS), ``https://host[:port]`` or ``http://host[:port]`` -> ``(scheme, host)``."""
     if not isinstance(value, str) or not value.strip():
         raise InvalidInput("%s must be a mirror as host[:port] or http(s)://host[:port], got %s"
@@ -152,9 +149,9 @@ def file_name_for(host: str) -> str:
     return host.replace(":", "_")
 
 
-def host_settings(registries: List[RegistryEntry], mirrors: List[MirrorEntry]) -> Dict[str, HostSettings]:
+def host_settings(registries: list[RegistryEntry], mirrors: list[MirrorEntry]) -> dict[str, HostSettings]:
     """The per-host view of the present entries (absent ones contribute nothing)."""
-    hosts: Dict[str, HostSettings] = {}
+    hosts: dict[str, HostSettings] = {}
     for entry in registries:
         if entry.state == "present":
             hosts.setdefault(entry.host, HostSettings(entry.host)).registry = entry
@@ -172,7 +169,7 @@ def _toml_string(value: str) -> str:
     return json.dumps(value)
 
 
-def _tls_lines(entry: Optional[RegistryEntry], host_dir: str, indent: str) -> List[str]:
+def _tls_lines(entry: RegistryEntry | None, host_dir: str, indent: str) -> list[str]:
     lines = []
     if entry is None:
         return lines
@@ -187,7 +184,7 @@ def _tls_lines(entry: Optional[RegistryEntry], host_dir: str, indent: str) -> Li
     return lines
 
 
-def render_hosts_toml(settings: HostSettings, certs_dir: str, registries: Dict[str, RegistryEntry]) -> str:
+def render_hosts_toml(settings: HostSettings, certs_dir: str, registries: dict[str, RegistryEntry]) -> str:
     """containerd's ``hosts.toml`` for one host.
 
     Mirrors come first (pull and resolve only), then the host itself. The host gets an explicit
@@ -232,7 +229,7 @@ def render_hosts_toml(settings: HostSettings, certs_dir: str, registries: Dict[s
     return "\n".join(lines) + "\n"
 
 
-def render_registries_conf(settings: HostSettings, registries: Dict[str, RegistryEntry]) -> str:
+def render_registries_conf(settings: HostSettings, registries: dict[str, RegistryEntry]) -> str:
     """A registries.conf.d drop-in (containers-registries.conf(5), v2 format) for one host."""
     entry = settings.registry
     lines = [MARKER, "", "[[registry]]", "location = %s" % _toml_string(settings.host)]
@@ -272,7 +269,7 @@ def _mirror_key(url: str) -> str:
     return url.strip().rstrip("/").lower()
 
 
-def merge_daemon_json(config: dict, registries: List[RegistryEntry], hub_mirrors: List[MirrorEntry]) -> dict:
+def merge_daemon_json(config: dict, registries: list[RegistryEntry], hub_mirrors: list[MirrorEntry]) -> dict:
     """daemon.json with our keys merged in; every other key and value stays as it was.
 
     ``insecure-registries`` gains the present insecure hosts and loses present secure hosts and
@@ -321,7 +318,7 @@ _VERSION = re.compile(r"^\s*version\s*=\s*(\d+)\s*(?:#.*)?$", re.MULTILINE)
 _CONFIG_PATH_LINE = re.compile(r'^\s*config_path\s*=')
 
 
-def dump_config_path(dump: str) -> Optional[str]:
+def dump_config_path(dump: str) -> str | None:
     """The CRI plugin's effective ``registry.config_path`` in ``containerd config dump`` output."""
     inside = False
     for line in dump.splitlines():
@@ -335,7 +332,7 @@ def dump_config_path(dump: str) -> Optional[str]:
     return None
 
 
-def dump_legacy_registry_settings(dump: str) -> List[str]:
+def dump_legacy_registry_settings(dump: str) -> list[str]:
     """Deprecated ``registry.mirrors`` / ``registry.configs.<host>.tls`` tables that forbid ``config_path``."""
     found = []
     for line in dump.splitlines():
@@ -345,7 +342,7 @@ def dump_legacy_registry_settings(dump: str) -> List[str]:
     return found
 
 
-def path_covers(config_path: Optional[str], certs_dir: str) -> bool:
+def path_covers(config_path: str | None, certs_dir: str) -> bool:
     """Whether containerd's ``config_path`` (``:``-separated) includes ``certs_dir``."""
     if not config_path:
         return False
@@ -362,7 +359,7 @@ def containerd_registry_table(text: str) -> str:
     return _CRI_TABLES[version]
 
 
-def _header_pattern(table: str) -> "re.Pattern[str]":
+def _header_pattern(table: str) -> re.Pattern[str]:
     parts = []
     for part in re.findall(r'"[^"]*"|[^.]+', table):
         if part.startswith('"'):
@@ -412,34 +409,3 @@ def set_containerd_config_path(text: str, config_path: str) -> str:
         "  " + value_line,
     ])
     return "\n".join(lines) + "\n"
-
-
-# ---- the one writer -----------------------------------------------------------------------------
-
-def write_file(path: str, data: bytes, mode: int) -> None:
-    """Atomically replace ``path`` with ``data``: a temporary file in the same directory, fsync,
-    the owner of an existing file kept, ``mode`` set, then a rename. A failure leaves the old file.
-
-    The one place this module writes; it moves to the collection's shared ``_io`` writer.
-    """
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-            try:
-                current = os.stat(path)
-            except FileNotFoundError:
-                current = None
-            if current is not None:
-                os.chown(tmp, current.st_uid, current.st_gid)
-            os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise

@@ -114,7 +114,7 @@ requirements:
 notes:
   - A registry with deletion disabled answers a delete with C(405); the module then fails with
     C(error_kind=unsupported) and says how to enable it (C(storage.delete.enabled=true),
-    C(REGISTRY_STORAGE_DELETE_ENABLED=true), or C(registry_delete_enabled=true) of the M(dockyard.registry.registry) role).
+    C(REGISTRY_STORAGE_DELETE_ENABLED=true), or C(registry_delete_enabled=true) of the role P(dockyard.registry.registry#role)).
   - Deleting a manifest does not free disk space by itself; run the registry's garbage collector for that.
 seealso:
   - module: dockyard.registry.registry_sync

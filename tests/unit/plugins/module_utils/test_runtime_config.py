@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 
 import pytest
 
@@ -319,29 +318,3 @@ def test_set_config_path_replaces_existing_value():
 def test_set_config_path_version_1():
     data = toml(rc.set_containerd_config_path("[plugins.cri]\n  x = 1\n", "/c"))
     assert data["plugins"]["cri"] == {"x": 1, "registry": {"config_path": "/c"}}
-
-
-# ---- the writer ---------------------------------------------------------------------------------
-
-def test_write_file_replaces_atomically_with_mode(tmp_path):
-    path = tmp_path / "client.key"
-    path.write_bytes(b"old")
-    os.chmod(str(path), 0o644)
-    rc.write_file(str(path), b"new", 0o600)
-    assert path.read_bytes() == b"new"
-    assert stat.S_IMODE(os.stat(str(path)).st_mode) == 0o600
-    assert sorted(os.listdir(str(tmp_path))) == ["client.key"]
-
-
-def test_write_file_failure_keeps_old_file(tmp_path, monkeypatch):
-    path = tmp_path / "daemon.json"
-    path.write_bytes(b"{}")
-
-    def refuse(src, dst):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(rc.os, "replace", refuse)
-    with pytest.raises(OSError, match="disk full"):
-        rc.write_file(str(path), b'{"debug": true}', 0o644)
-    assert path.read_bytes() == b"{}"
-    assert sorted(os.listdir(str(tmp_path))) == ["daemon.json"]
