@@ -48,3 +48,17 @@ attributes:
     support: none
     membership: []
 """
+
+    # Modules that only read (registry_info, registry_backend_check): the same in check mode, no diff.
+    READ_ONLY = r"""
+options: {}
+attributes:
+  check_mode:
+    support: full
+    details: The module only reads, so it runs the same in check mode.
+  diff_mode:
+    support: N/A
+    details: The module never changes anything.
+  idempotent:
+    support: full
+"""

@@ -162,7 +162,7 @@ def client_from_params(params: dict, registry: Registry, prefix: str = "", crede
     )
 
 
-def run_registry_module(module: Any, work: Callable[..., dict]) -> tuple[bool, dict]:
+def run_registry_module(module: Any, work: Callable[..., dict], report_retries: bool = True) -> tuple[bool, dict]:
     """What a registry module's ``main()`` does between parsing and exiting, in one place.
 
     Checks the numeric options' ranges, runs the module's backend
@@ -171,7 +171,8 @@ def run_registry_module(module: Any, work: Callable[..., dict]) -> tuple[bool, d
     ``(ok, fields)``: the keyword arguments for ``exit_json`` when ``ok``, else for ``fail_json`` -
     which ``main()`` calls itself (no module_utils file fails the module). Every result gets
     ``retries``, and a warning when anything was retried (as community.hashi_vault does), success
-    or not.
+    or not - unless ``report_retries`` is false (a module that sends no retried registry requests,
+    such as registry_backend_check).
     """
     stats = RetryStats()
 
@@ -180,6 +181,8 @@ def run_registry_module(module: Any, work: Callable[..., dict]) -> tuple[bool, d
         return work(params, **kwargs)
 
     ok, fields = run_backend(module, checked, retry_stats=stats)
+    if not report_retries:
+        return ok, fields
     warning = stats.warning()
     if warning:
         module.warn(warning)

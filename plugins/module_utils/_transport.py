@@ -27,7 +27,7 @@ import io
 import socket
 import ssl
 import threading
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Sequence
 from urllib.parse import unquote, urlsplit
 from urllib.request import getproxies, proxy_bypass
 
@@ -71,24 +71,25 @@ def _regular_file(path: str, option: str, registry: str | None) -> None:
                            registry=registry) from None
 
 
-def tls_context(validate_certs: bool = True, ca_cert: str | None = None, client_cert: str | None = None,
-                client_key: str | None = None, *, registry: str | None = None,
+def tls_context(validate_certs: bool = True, ca_cert: str | Sequence[str] | None = None,
+                client_cert: str | None = None, client_key: str | None = None, *, registry: str | None = None,
                 prefix: str = "") -> ssl.SSLContext:
     """The TLS client context for one registry, from the connection options.
 
-    ``ca_cert`` is trusted in addition to the system CAs (docker's ``certs.d`` semantic);
-    TLS 1.2 at least. Files are checked to be regular files first. InvalidInput names the
-    option (with ``prefix``, e.g. ``source_``) and ``registry`` when a file cannot be used.
+    ``ca_cert`` (a file, or several) is trusted in addition to the system CAs (docker's
+    ``certs.d`` semantic); TLS 1.2 at least. Files are checked to be regular files first.
+    InvalidInput names the option (with ``prefix``, e.g. ``source_``) and ``registry`` when a
+    file cannot be used.
     """
     if validate_certs:
         context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-        if ca_cert:
-            _regular_file(ca_cert, prefix + "ca_cert", registry)
+        for path in [ca_cert] if isinstance(ca_cert, str) else ca_cert or []:
+            _regular_file(path, prefix + "ca_cert", registry)
             try:
-                context.load_verify_locations(cafile=ca_cert)
+                context.load_verify_locations(cafile=path)
             except (OSError, ssl.SSLError) as exc:
                 raise InvalidInput("cannot use %sca_cert %r%s: %s"
-                                   % (prefix, ca_cert, " for %s" % registry if registry else "",
+                                   % (prefix, path, " for %s" % registry if registry else "",
                                       getattr(exc, "strerror", None) or exc), registry=registry) from None
     else:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -223,14 +224,14 @@ class HttpTransport(Transport):
     """
 
     def __init__(self, ssl_context: None | ssl.SSLContext | Callable[[], ssl.SSLContext] = None, *,
-                 max_idle: int = 4, block_size: int = UPLOAD_BLOCK_SIZE) -> None:
+                 max_idle: int = 4, block_size: int = UPLOAD_BLOCK_SIZE, use_proxies: bool = True) -> None:
         # an SSLContext, or a function that makes one on the first HTTPS connection
         self._ssl_context = ssl_context
         self._ssl_lock = threading.Lock()
         self._max_idle = max_idle
         self._block_size = block_size
         self._local = threading.local()
-        self._proxies = {k.lower(): v for k, v in getproxies().items()}
+        self._proxies = {k.lower(): v for k, v in getproxies().items()} if use_proxies else {}
 
     def _pool(self) -> dict[tuple[str, str], list[http.client.HTTPConnection]]:
         pool = getattr(self._local, "pool", None)

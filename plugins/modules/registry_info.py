@@ -43,15 +43,7 @@ extends_documentation_fragment:
   - dockyard.registry.attributes.ACTIONGROUP_REGISTRY
   - dockyard.registry.registry_connection
   - dockyard.registry.registry_connection.COMMON
-attributes:
-  check_mode:
-    support: full
-    details: The module only reads, so it runs the same in check mode.
-  diff_mode:
-    support: N/A
-    details: The module never changes anything.
-  idempotent:
-    support: full
+  - dockyard.registry.attributes.READ_ONLY
 notes:
   - Without O(username) and O(password) the credentials the docker CLI would use for the registry are taken from
     O(config_path) (see M(dockyard.registry.registry_login)); without any, requests are anonymous.

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+import typing as t
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -63,15 +64,15 @@ class Pki:
         self.signer_key = os.path.join(directory, "token-signer.key")
 
 
-def make_pki(directory: str) -> Pki:
-    """Write a CA, a server certificate (localhost, 127.0.0.1) and a token-signing certificate."""
+def make_pki(directory: str, extra_ips: t.Sequence[str] = (), ca_name: str = "dockyard-it CA") -> Pki:
+    """Write a CA, a server certificate (localhost, 127.0.0.1 and ``extra_ips``) and a token-signing certificate."""
     os.makedirs(directory, mode=0o755, exist_ok=True)
     pki = Pki(directory)
     now = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=5)
     later = now + datetime.timedelta(days=30)
 
     ca_key = _key()
-    ca_name = _name("dockyard-it CA")
+    ca_name = _name(ca_name)
     ca_cert = (
         x509.CertificateBuilder()
         .subject_name(ca_name)
@@ -121,7 +122,7 @@ def make_pki(directory: str) -> Pki:
                 x509.SubjectAlternativeName([
                     x509.DNSName("localhost"),
                     x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                ]),
+                ] + [x509.IPAddress(ipaddress.ip_address(ip)) for ip in extra_ips]),
                 critical=False,
             ).add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         return key, builder.sign(ca_key, hashes.SHA256())
