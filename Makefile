@@ -121,3 +121,43 @@ bench: venv image install
 	@WITH_HYPERFINE=1 hack/ensure-packages.sh
 	$(BIN)/python benchmarks/run.py
 
+
+## ---- documentation site and execution environment ----------------------------
+# Separate targets, hooked into lint and test by prerequisite-only rules, so that the recipes
+# above stay as they are. The docs and EE tools go into the same virtualenv (docs.in).
+
+DOCS_OUT := $(BUILD)/docs
+.PHONY: docs-venv docs docs-lint docs-test ee-test browser
+
+docs-venv: $(VENV)/.docs-installed
+$(VENV)/.docs-installed: $(VENV)/.installed requirements/docs.in requirements/docs-constraints.txt requirements/constraints.txt
+	@echo "==> documentation and execution-environment tools into $(VENV)"
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements/docs.in \
+	  -c requirements/constraints.txt -c requirements/docs-constraints.txt
+	touch $@
+
+browser:
+	@WITH_BROWSER=1 hack/ensure-packages.sh
+
+# The collection's documentation site, rendered offline from the installed collection.
+docs: install docs-venv
+	@echo "==> documentation site (antsibull-docs + Sphinx)"
+	$(BIN)/python hack/build_docs.py $(COLL_DIR) $(DOCS_OUT)
+
+# The rendered site in headless Chromium: pages load offline, links resolve, examples show.
+docs-test: docs browser
+	@echo "==> documentation site in headless Chromium"
+	cd tests/docs && DOCS_SITE=$(DOCS_OUT)/html COLLECTION_DIR=$(COLL_DIR) \
+	  $(BIN)/pytest -q -p no:cacheprovider .
+
+docs-lint: install docs-venv
+	@echo "==> antsibull-docs lint-collection-docs --plugin-docs"
+	cd $(COLL_DIR) && $(BIN)/antsibull-docs lint-collection-docs --plugin-docs .
+
+# ansible-builder create with the collection's tarball, and the build's introspection replayed.
+ee-test: install docs-venv
+	@echo "==> execution environment: ansible-builder create + introspect"
+	cd tests/ee && TARBALL=$(TARBALL) COLLECTION_DIR=$(COLL_DIR) $(BIN)/pytest -q -p no:cacheprovider .
+
+lint: docs-lint
+test: docs-test ee-test

@@ -10,7 +10,7 @@
 # and haproxy processes; the Debian packages' own services (when an init system starts
 # them) are not used. And the Amazon ECR credential helper (the registry role installs it
 # itself with registry_ecr_credential_helper; present beforehand, the test does not depend on
-# the mirror being reachable mid-run).
+# the mirror being reachable mid-run). WITH_BROWSER=1 adds headless Chromium (make docs-test).
 set -euo pipefail
 missing=()
 command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
@@ -23,6 +23,12 @@ command -v docker-credential-ecr-login >/dev/null 2>&1 || missing+=(amazon-ecr-c
 lean=()
 command -v podman >/dev/null 2>&1 || lean+=(podman)
 [ "${WITH_HYPERFINE:-0}" = 1 ] && { command -v hyperfine >/dev/null 2>&1 || missing+=(hyperfine); }
+# make docs-test: Debian's headless Chromium (the browser without its desktop parts) loads the
+# rendered documentation site.
+if [ "${WITH_BROWSER:-0}" = 1 ] && ! command -v chromium-headless-shell >/dev/null 2>&1 \
+    && ! command -v chromium >/dev/null 2>&1; then
+  lean+=(chromium-headless-shell)
+fi
 if [ $((${#missing[@]} + ${#lean[@]})) -gt 0 ]; then
   printf '==> installing Debian packages: %s\n' "${missing[*]} ${lean[*]}" >&2
   if [ "$(id -u)" != 0 ]; then

@@ -20,7 +20,7 @@ description:
   - O(upstream) - reads the challenge of the upstream's C(/v2/). Registry 2.8.2's pull-through cache authenticates
     only to Bearer token upstreams, so a Basic (htpasswd) upstream is refused with that reason; with O(upstream.username)
     the credentials are tried at the upstream's token server.
-  - The role M(dockyard.registry.registry) runs it before it replaces a registry's configuration, so a registry that
+  - The role P(dockyard.registry.registry#role) runs it before it replaces a registry's configuration, so a registry that
     was serving keeps serving when the new storage, cache or upstream is wrong.
   - Needs only the Python standard library on the target (no boto3, no redis-py).
 author:
