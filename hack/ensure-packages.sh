@@ -4,11 +4,13 @@
 # ShellCheck (ansible-test sanity skips its shellcheck test without it), the runtimes
 # the registry_client role configures: containerd (with ctr; docker.io already depends on
 # it, so the engine's own containerd is never replaced) and podman (without recommends:
-# the test runs it as root with its own storage), and the services the registry cluster
+# the test runs it as root with its own storage), the services the registry cluster
 # test runs for real: redis-server (the shared blob descriptor cache) and haproxy (the
 # load balancer the registry_lb role configures). The test starts its own redis-server
 # and haproxy processes; the Debian packages' own services (when an init system starts
-# them) are not used. WITH_BROWSER=1 adds headless Chromium (make docs-test).
+# them) are not used. And the Amazon ECR credential helper (the registry role installs it
+# itself with registry_ecr_credential_helper; present beforehand, the test does not depend on
+# the mirror being reachable mid-run). WITH_BROWSER=1 adds headless Chromium (make docs-test).
 set -euo pipefail
 missing=()
 command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
@@ -17,6 +19,7 @@ command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
 command -v ctr >/dev/null 2>&1 || missing+=(containerd)
+command -v docker-credential-ecr-login >/dev/null 2>&1 || missing+=(amazon-ecr-credential-helper)
 lean=()
 command -v podman >/dev/null 2>&1 || lean+=(podman)
 [ "${WITH_HYPERFINE:-0}" = 1 ] && { command -v hyperfine >/dev/null 2>&1 || missing+=(hyperfine); }

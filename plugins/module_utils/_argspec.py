@@ -39,6 +39,7 @@ __all__ = [
     "connection_argument_spec",
     "connection_required_together",
     "credentials_from_params",
+    "ecr_argument_spec",
     "run_registry_module",
 ]
 
@@ -73,6 +74,32 @@ def connection_argument_spec(prefix: str = "") -> dict:
     spec["timeout"] = dict(type="float", default=DEFAULT_TIMEOUT)
     spec["retries"] = dict(type="int", default=DEFAULT_RETRIES)
     return spec
+
+
+def ecr_argument_spec() -> dict:
+    """registry_sync's and registry_image's options for an Amazon ECR destination (documented by
+    the ``dockyard.registry.ecr_repositories`` fragment): create missing repositories, with these
+    settings, through the ECR API these AWS options reach."""
+    return dict(
+        create_repositories=dict(type="bool", default=False),
+        repository_settings=dict(type="dict", options=dict(
+            image_tag_mutability=dict(type="str", choices=["mutable", "immutable"], default="mutable"),
+            scan_on_push=dict(type="bool", default=False),
+            keep_last=dict(type="int"),
+            expire_untagged_days=dict(type="int"),
+            lifecycle_policy=dict(type="raw"),
+            policy=dict(type="raw"),
+        )),
+        ecr=dict(type="dict", options=dict(
+            region=dict(type="str"),
+            profile=dict(type="str"),
+            registry_id=dict(type="str"),
+            endpoint_url=dict(type="str"),
+            aws_access_key_id=dict(type="str"),
+            aws_secret_access_key=dict(type="str", no_log=True),
+            aws_session_token=dict(type="str", no_log=True),
+        )),
+    )
 
 
 def connection_required_together(prefix: str = "") -> list:

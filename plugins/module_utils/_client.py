@@ -36,6 +36,7 @@ from urllib.parse import quote, urlencode, urljoin, urlsplit
 from ansible_collections.dockyard.registry.plugins.module_utils._auth import (
     Authenticator,
     Credentials,
+    parse_challenge,
     unauthorized_message,
 )
 from ansible_collections.dockyard.registry.plugins.module_utils._errors import (
@@ -671,6 +672,22 @@ class RegistryClient:
     def ping(self) -> None:
         """``GET /v2/`` with credentials: proves reachability, TLS and (when asked for) the login."""
         self._request("GET", "/v2/", what="log in to")
+
+    def challenge(self) -> tuple[str, dict[str, str]] | None:
+        """The registry's challenge to an anonymous ``GET /v2/`` (``("bearer", {"realm", "service"})``),
+        or None when it answers without asking for a login."""
+        response = self._request("GET", "/v2/", raw=True, what="ask for the login method of")
+        header = response.getheader("WWW-Authenticate")
+        if response.status != 401 or not header:
+            return None
+        return parse_challenge(header)
+
+    def post_form(self, url: str, form: dict[str, str], what: str) -> tuple[int, bytes]:
+        """POST an OAuth2-style form to ``url`` (a token endpoint), with the client's TLS settings and
+        retries, none of its credentials; the answer's status and body, whatever the status."""
+        response = self._request("POST", url, headers={"Content-Type": "application/x-www-form-urlencoded"},
+                                 body=urlencode(form).encode("ascii"), raw=True, what=what)
+        return response.status, response.body
 
     def _paginate(self, path: str, key: str, scopes: Sequence[str], reference: str | None, what: str) -> list[str]:
         items: list[str] = []

@@ -40,6 +40,8 @@ __all__ = [
     "store_credentials",
     "remove_credentials",
     "helper_for",
+    "helper_key",
+    "set_credential_helper",
     "CredentialHelper",
 ]
 
@@ -354,3 +356,44 @@ def _remove(path: str, registry, check_mode: bool) -> bool:
         config["auths"] = auths
         _write_config(path, config)
     return True
+
+
+def helper_key(registry) -> str:
+    """The ``credHelpers`` key for a registry: its host, as ``gcloud auth configure-docker`` and
+    ``docker-credential-ecr-login``'s documentation write it (Docker Hub: ``index.docker.io``)."""
+    return "index.docker.io" if registry.is_docker_hub else registry.host
+
+
+def set_credential_helper(registry, helper: str | None, config_path: str | None = None,
+                          check_mode: bool = False) -> tuple:
+    """Point ``credHelpers[<host>]`` at ``helper`` (``docker-credential-<helper>``), or remove that
+    entry when ``helper`` is None; every other key and entry of the file is kept.
+
+    Returns ``(changed, before)``, ``before`` being the helper named there until now (or None).
+    No secret is involved: the helper fetches credentials itself when the docker CLI asks it.
+    """
+    path = _resolve(config_path)
+    with _locked(path, check_mode, create_directory=helper is not None):
+        config = load_config(path)
+        helpers = config.get("credHelpers")
+        if helpers is None:
+            helpers = {}
+        if not isinstance(helpers, dict):
+            raise InvalidInput("\"credHelpers\" in docker config %s is not an object, nothing was changed" % path)
+        key = helper_key(registry)
+        before = helpers.get(key)
+        if before == helper:
+            return False, before
+        if check_mode:
+            return True, before
+        helpers = dict(helpers)
+        if helper is None:
+            del helpers[key]
+        else:
+            helpers[key] = helper
+        if helpers:
+            config["credHelpers"] = helpers
+        else:
+            config.pop("credHelpers", None)
+        _write_config(path, config)
+        return True, before

@@ -19,6 +19,7 @@ from ansible_collections.dockyard.registry.plugins.module_utils._argspec import 
 from ansible_collections.dockyard.registry.plugins.module_utils._client import RetryStats
 from ansible_collections.dockyard.registry.plugins.module_utils._copy import execute, retag
 from ansible_collections.dockyard.registry.plugins.module_utils._docker_engine import DockerEngine
+from ansible_collections.dockyard.registry.plugins.module_utils._ecr import repositories_from_params
 from ansible_collections.dockyard.registry.plugins.module_utils._errors import InvalidInput, NotFound
 from ansible_collections.dockyard.registry.plugins.module_utils._plan import CopyJob, normalise_platforms, plan_copies
 from ansible_collections.dockyard.registry.plugins.module_utils._pool import parallel_map
@@ -63,7 +64,7 @@ class RegistryImage:
         self.client = client_from_params(params, self.ref.registry, retry_stats=self.retry_stats)
         self._engine = engine
         self.result = {"changed": False, "digest": None, "copied": False, "pushed": False, "pulled": False,
-                       "tags_changed": [], "removed_tags": []}
+                       "tags_changed": [], "removed_tags": [], "created_repositories": []}
 
     # -- helpers ---------------------------------------------------------------------------
     def _head(self, reference: str) -> str | None:
@@ -82,6 +83,15 @@ class RegistryImage:
     # -- present ---------------------------------------------------------------------------
     def present(self) -> dict:
         params = self.params
+        ecr = repositories_from_params(params, self.ref.registry, check_mode=self.check_mode)
+        if ecr is not None:
+            if not (params["source"] or params["push"]):
+                raise InvalidInput("create_repositories needs source or push: there is nothing to put into a new "
+                                   "repository")
+            ecr.check_names([self.ref.repository])
+            ecr.check_access()
+            ecr.prepare(self.ref.registry, self.ref.repository)
+            self.result["created_repositories"] = list(ecr.created)
         before = self._head(self.ref.reference)
         after = before
         if params["source"]:
@@ -111,7 +121,7 @@ class RegistryImage:
             self.result["pulled"] = self.engine().pull(self.ref, after, self.check_mode)
 
         self.result["changed"] = (after != before or self.result["pushed"] or bool(self.result["tags_changed"])
-                                  or self.result["pulled"])
+                                  or self.result["pulled"] or bool(self.result["created_repositories"]))
         if self.diff:
             self.result["diff"] = {
                 "before": dict({"digest": before}, **dict(("tag %s" % t, tag_before[t]) for t in tag_before)),
@@ -146,6 +156,8 @@ class RegistryImage:
                 raise InvalidInput("%s cannot be used with state=absent" % option)
         if params["tags"] or params["pull"]:
             raise InvalidInput("tags and pull cannot be used with state=absent")
+        if params.get("create_repositories"):
+            raise InvalidInput("create_repositories cannot be used with state=absent")
         digest = self._head(self.ref.reference)
         self.result["digest"] = digest
         if digest is None:

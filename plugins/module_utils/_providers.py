@@ -9,7 +9,9 @@
 - ``ecr``: boto3 ``get_authorization_token``; the token is base64 ``AWS:<password>`` and the
   registry address comes from ``proxyEndpoint`` unless the caller names one.
 - ``gcr``: user ``_json_key``, password = a service account key (JSON).
-- ``acr``: a service principal's application id and secret as user and password.
+- ``acr``: a service principal's application id and secret as user and password, or an Azure AD
+  access token exchanged for an ACR refresh token (:func:`acr_exchange`, what ``az acr login``
+  does), stored as an identity token for the user ``00000000-0000-0000-0000-000000000000``.
 - ``ghcr`` / ``dockerhub`` / ``generic``: a user and a password or access token.
 - ``auto`` picks one of those from the registry host name.
 """
@@ -20,32 +22,35 @@ import base64
 import binascii
 import json
 import os
-import re
-import traceback
+import time
+from urllib.parse import urlsplit, urlunsplit
 
 from ansible_collections.dockyard.registry.plugins.module_utils import _io
 from ansible_collections.dockyard.registry.plugins.module_utils._auth import Credentials
-from ansible_collections.dockyard.registry.plugins.module_utils._errors import (
-    Denied,
-    InvalidInput,
-    MissingLibrary,
-    RegistryError,
-    TLSError,
-    Unauthorized,
-    Unreachable,
+from ansible_collections.dockyard.registry.plugins.module_utils._ecr import (
+    BOTO3_IMPORT_ERROR,
+    BOTO_ERRORS,
+    HAS_BOTO3,
+    aws_session,
+    boto_error,
+    ecr_host_parts,
+    require_boto3,
 )
-from ansible_collections.dockyard.registry.plugins.module_utils._reference import DOCKER_HUB, parse_registry
-
-try:
-    import boto3
-    import botocore.exceptions
-    HAS_BOTO3 = True
-    BOTO3_IMPORT_ERROR = None
-except ImportError:
-    HAS_BOTO3 = False
-    BOTO3_IMPORT_ERROR = traceback.format_exc()
+from ansible_collections.dockyard.registry.plugins.module_utils._errors import (
+    InvalidInput,
+    RegistryError,
+    ServerError,
+    Unauthorized,
+    Unsupported,
+)
+from ansible_collections.dockyard.registry.plugins.module_utils._reference import (
+    DOCKER_HUB,
+    host_without_port,
+    parse_registry,
+)
 
 __all__ = [
+    "ACR_TOKEN_USERNAME",
     "PROVIDERS",
     "HAS_BOTO3",
     "BOTO3_IMPORT_ERROR",
@@ -55,6 +60,8 @@ __all__ = [
     "resolve_provider",
     "ecr_host_parts",
     "load_service_account_key",
+    "acr_exchange",
+    "check_aad_token",
     "ecr_login",
     "login_for",
 ]
@@ -62,31 +69,17 @@ __all__ = [
 PROVIDERS = ("auto", "generic", "dockerhub", "ghcr", "ecr", "gcr", "acr")
 ECR_USERNAME = "AWS"
 GCR_USERNAME = "_json_key"
+# The user an ACR refresh token is stored with (az acr login, docker login --username 0000...).
+ACR_TOKEN_USERNAME = "00000000-0000-0000-0000-000000000000"
+_AAD_HINT = ("get a new one, for example: az account get-access-token --resource https://containerregistry.azure.net "
+             "--query accessToken -o tsv")
 
-_ECR_HOST = re.compile(
-    r"^(?P<account>[0-9]{12})\.dkr\.ecr(?:-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$")
 _HUB_HOSTS = ("docker.io", "index.docker.io", "registry-1.docker.io", DOCKER_HUB)
-
-
-def _hostname(host: str) -> str:
-    """Host without port (IPv6 literals in brackets are kept whole)."""
-    host = host.lower()
-    if host.startswith("["):
-        return host.split("]", 1)[0] + "]"
-    return host.rsplit(":", 1)[0] if ":" in host else host
-
-
-def ecr_host_parts(host: str) -> tuple | None:
-    """``(account_id, region)`` for an ECR registry host, else None."""
-    match = _ECR_HOST.match(_hostname(host))
-    if not match:
-        return None
-    return match.group("account"), match.group("region")
 
 
 def detect_provider(host: str) -> str:
     """The provider ``auto`` chooses for a registry host."""
-    name = _hostname(host)
+    name = host_without_port(host)
     if ecr_host_parts(name):
         return "ecr"
     if name == "gcr.io" or name.endswith(".gcr.io") or name.endswith("-docker.pkg.dev"):
@@ -144,33 +137,6 @@ def load_service_account_key(value: str) -> str:
     return text
 
 
-def _boto_error(exc: Exception, endpoint: str):
-    if isinstance(exc, botocore.exceptions.NoCredentialsError):
-        return Unauthorized("no AWS credentials found for ECR: give profile or aws_access_key_id/"
-                            "aws_secret_access_key, or configure the AWS environment", registry=endpoint)
-    if isinstance(exc, botocore.exceptions.NoRegionError):
-        return InvalidInput("no AWS region for ECR: give region (or use the registry host "
-                            "<account>.dkr.ecr.<region>.amazonaws.com)")
-    if isinstance(exc, botocore.exceptions.ProfileNotFound):
-        return InvalidInput("AWS profile not found: %s" % exc)
-    if isinstance(exc, botocore.exceptions.SSLError):
-        return TLSError("TLS verification failed talking to the ECR API at %s: %s" % (endpoint, exc),
-                        registry=endpoint)
-    if isinstance(exc, botocore.exceptions.EndpointConnectionError):
-        return Unreachable("the ECR API is unreachable at %s: %s" % (endpoint, exc), registry=endpoint)
-    if isinstance(exc, botocore.exceptions.ClientError):
-        error = exc.response.get("Error", {})
-        code = error.get("Code", "")
-        message = "ECR get_authorization_token failed: %s: %s" % (code, error.get("Message", ""))
-        if code in ("UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException",
-                    "InvalidClientTokenId", "AuthFailure"):
-            return Unauthorized(message, registry=endpoint)
-        if code in ("AccessDeniedException", "AccessDenied"):
-            return Denied(message, registry=endpoint)
-        return RegistryError(message, registry=endpoint)
-    return RegistryError("ECR get_authorization_token failed: %s" % exc, registry=endpoint)
-
-
 def ecr_login(registry: str | None = None, *, region: str | None = None, profile: str | None = None,
               registry_id: str | None = None, endpoint_url: str | None = None,
               aws_access_key_id: str | None = None, aws_secret_access_key: str | None = None,
@@ -180,26 +146,21 @@ def ecr_login(registry: str | None = None, *, region: str | None = None, profile
     When ``registry`` is an ECR host, region and registry id default to the ones in its name.
     The registry address comes from the token's ``proxyEndpoint`` unless ``registry`` is given.
     """
-    if not HAS_BOTO3:
-        raise MissingLibrary("the ecr provider needs the boto3 Python library on the managed node",
-                             hint="Install boto3 (pip install boto3).", library="boto3",
-                             import_error=BOTO3_IMPORT_ERROR)
+    require_boto3("the ecr provider")
     if registry:
         parts = ecr_host_parts(parse_registry(registry).host)
         if parts:
             registry_id = registry_id or parts[0]
             region = region or parts[1]
     endpoint = endpoint_url or "the AWS ECR endpoint"
+    session = aws_session(region=region, profile=profile, aws_access_key_id=aws_access_key_id,
+                          aws_secret_access_key=aws_secret_access_key, aws_session_token=aws_session_token)
     try:
-        session = boto3.session.Session(profile_name=profile or None, region_name=region or None,
-                                        aws_access_key_id=aws_access_key_id or None,
-                                        aws_secret_access_key=aws_secret_access_key or None,
-                                        aws_session_token=aws_session_token or None)
         client = session.client("ecr", endpoint_url=endpoint_url or None)
         kwargs = {"registryIds": [registry_id]} if registry_id else {}
         response = client.get_authorization_token(**kwargs)
-    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-        raise _boto_error(exc, endpoint)
+    except BOTO_ERRORS as exc:
+        raise boto_error(exc, endpoint, "get_authorization_token")
     data = response.get("authorizationData") or []
     if not data:
         raise RegistryError("ECR returned no authorization data", registry=endpoint)
@@ -215,6 +176,98 @@ def ecr_login(registry: str | None = None, *, region: str | None = None, profile
     if not address:
         raise RegistryError("ECR returned no proxyEndpoint; give registry", registry=endpoint)
     return parse_registry(address), Credentials(username=username, password=password)
+
+
+def _jwt_claims(token: str) -> dict | None:
+    """The claims of a JWT, read without checking its signature (only to give clear errors early)."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
+        claims = json.loads(payload.decode("utf-8"))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        return None
+    return claims if isinstance(claims, dict) else None
+
+
+def check_aad_token(token: str, tenant: str | None = None, now: float | None = None) -> str | None:
+    """Refuse an Azure AD access token that cannot work, before it is sent anywhere: not a JWT,
+    expired, or issued in another tenant than ``tenant``. Returns the token's tenant (``tid``)."""
+    claims = _jwt_claims(token.strip())
+    if claims is None:
+        raise InvalidInput("aad_access_token is not an Azure AD access token (a JWT: three base64url parts "
+                           "separated by \".\"); " + _AAD_HINT)
+    now = time.time() if now is None else now
+    expires = claims.get("exp")
+    if isinstance(expires, (int, float)) and expires <= now:
+        raise Unauthorized("the Azure AD access token expired %s UTC; %s"
+                           % (time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(expires)), _AAD_HINT))
+    token_tenant = claims.get("tid")
+    if tenant and token_tenant and str(token_tenant).lower() != tenant.lower():
+        raise Unauthorized("the Azure AD access token was issued in tenant %s, not in tenant %s: get a token in "
+                           "tenant %s (az account get-access-token --tenant %s ...) or give tenant %s"
+                           % (token_tenant, tenant, tenant, tenant, token_tenant))
+    return str(token_tenant) if token_tenant else None
+
+
+def _said(body: bytes, secret: str) -> str:
+    """What a token endpoint said, short, and never the token we sent."""
+    text = body.decode("utf-8", "replace")
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        errors = data.get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            text = "%s: %s" % (errors[0].get("code", ""), errors[0].get("message", ""))
+        elif data.get("error") or data.get("error_description"):
+            text = "%s: %s" % (data.get("error", ""), data.get("error_description", ""))
+    text = " ".join(text.split())[:300]
+    return text.replace(secret, "<aad_access_token>") if secret else text
+
+
+def acr_exchange(client, aad_access_token: str, tenant: str | None = None, now: float | None = None) -> Credentials:
+    """Exchange an Azure AD access token for an ACR refresh token, as ``az acr login`` does.
+
+    The registry's challenge names the token service; the exchange goes to ``/oauth2/exchange``
+    on the host of its realm (``grant_type=access_token``, ``service``, ``tenant``,
+    ``access_token``). The refresh token comes back as an identity token for the user
+    ``00000000-0000-0000-0000-000000000000``; the docker CLI and the client trade it for access
+    tokens at the realm (``grant_type=refresh_token``).
+    """
+    token = aad_access_token.strip()
+    token_tenant = check_aad_token(token, tenant, now)
+    tenant = tenant or token_tenant
+    registry = client.registry.display
+    challenge = client.challenge()
+    if not challenge or challenge[0] != "bearer" or not challenge[1].get("realm") or not challenge[1].get("service"):
+        raise Unsupported("%s does not ask for a Bearer token login (GET /v2/ gave no challenge with realm and "
+                          "service), so it cannot take an Azure AD token: is this an Azure Container Registry?"
+                          % registry, registry=registry)
+    realm = urlsplit(challenge[1]["realm"])
+    url = urlunsplit((realm.scheme, realm.netloc, "/oauth2/exchange", "", ""))
+    form = {"grant_type": "access_token", "service": challenge[1]["service"], "access_token": token}
+    if tenant:
+        form["tenant"] = tenant
+    status, body = client.post_form(url, form, what="exchange an Azure AD token with")
+    if status in (400, 401, 403):
+        raise Unauthorized("%s refused the Azure AD access token (HTTP %d from %s: %s): check that it is a token for "
+                           "the tenant of the registry and not expired, and that its identity has a role on the "
+                           "registry (AcrPull or AcrPush); %s"
+                           % (registry, status, url, _said(body, token), _AAD_HINT), registry=registry, status=status)
+    if status != 200:
+        raise ServerError("%s answered HTTP %d to the Azure AD token exchange at %s: %s"
+                          % (registry, status, url, _said(body, token)), registry=registry, status=status)
+    try:
+        refresh = json.loads(body.decode("utf-8")).get("refresh_token")
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        refresh = None
+    if not isinstance(refresh, str) or not refresh:
+        raise ServerError("%s answered the Azure AD token exchange at %s without a refresh_token" % (registry, url),
+                          registry=registry)
+    return Credentials(username=ACR_TOKEN_USERNAME, identity_token=refresh)
 
 
 def _require(provider: str, username: str | None, password: str | None, what: str) -> Credentials:

@@ -38,6 +38,7 @@ __all__ = [
     "validate_tag",
     "validate_digest",
     "is_digest",
+    "host_without_port",
 ]
 
 DOCKER_HUB = "registry-1.docker.io"
@@ -160,6 +161,14 @@ def parse_registry(value: str) -> Registry:
         raise InvalidInput("invalid registry address %r: unexpected path %r (give host[:port] only)"
                            % (original, path))
     return _make_registry(_validate_host(host, original), scheme)
+
+
+def host_without_port(host: str) -> str:
+    """``host[:port]`` -> the lower-cased host name (an IPv6 literal keeps its brackets)."""
+    host = host.lower()
+    if host.startswith("["):
+        return host.split("]", 1)[0] + "]"
+    return host.rsplit(":", 1)[0] if ":" in host else host
 
 
 def is_digest(value: str) -> bool:

@@ -14,6 +14,7 @@ import time
 from ansible_collections.dockyard.registry.plugins.module_utils._argspec import client_from_params
 from ansible_collections.dockyard.registry.plugins.module_utils._client import RetryStats
 from ansible_collections.dockyard.registry.plugins.module_utils._copy import execute
+from ansible_collections.dockyard.registry.plugins.module_utils._ecr import repositories_from_params
 from ansible_collections.dockyard.registry.plugins.module_utils._plan import (
     normalise_platforms,
     normalise_repositories,
@@ -46,6 +47,11 @@ class RegistrySync:
         src_registry = parse_registry(params["source_registry"])
         dst_registry = parse_registry(params["destination_registry"])
         repositories = normalise_repositories(params["repositories"], params["destination_prefix"])
+        ecr = repositories_from_params(params, dst_registry, check_mode=self.check_mode)
+        if ecr is not None:
+            # Before any listing or copying: bad names, credentials or region stop the run here.
+            ecr.check_names(entry.destination for entry in repositories)
+            ecr.check_access()
         src = client_from_params(params, src_registry, "source_", retry_stats=self.retry_stats)
         dst = client_from_params(params, dst_registry, "destination_", retry_stats=self.retry_stats)
         # concurrency is the cap (threads, and connections per registry); how many requests are
@@ -56,7 +62,7 @@ class RegistrySync:
         selection = select_sync(repositories, src, dst, src_registry, dst_registry, prune=params["prune"],
                                 concurrency=concurrency)
         plan = plan_copies(selection.jobs, lambda r: src, lambda r: dst, platforms=platforms,
-                           prune=selection.prune, concurrency=concurrency)
+                           prune=selection.prune, concurrency=concurrency, prepare_destination=ecr)
         stop_early = params["fail_fast"] and selection.failures
         result = execute(plan, concurrency=concurrency, fail_fast=params["fail_fast"],
                          check_mode=self.check_mode or bool(stop_early), retry_stats=self.retry_stats)
@@ -71,7 +77,8 @@ class RegistrySync:
                                           "backoffs": limits[0].backoffs},
                                "destination": {"final": limits[1].limit, "peak": limits[1].peak,
                                                "backoffs": limits[1].backoffs}}
-        output["changed"] = result.changed
+        output["created_repositories"] = list(ecr.created) if ecr is not None else []
+        output["changed"] = result.changed or bool(output["created_repositories"])
         if self.diff:
             before, after = {}, {}
             for planned in plan.copies:

@@ -30,6 +30,7 @@ extends_documentation_fragment:
   - dockyard.registry.registry_connection
   - dockyard.registry.registry_connection.SOURCE
   - dockyard.registry.registry_connection.COMMON
+  - dockyard.registry.ecr_repositories
 attributes:
   check_mode:
     support: full
@@ -109,6 +110,7 @@ options:
     default: 4
 requirements:
   - Docker SDK for Python (C(docker)) only for O(push) and O(pull).
+  - boto3 only for O(create_repositories).
 notes:
   - A registry with deletion disabled answers a delete with C(405); the module then fails with
     C(error_kind=unsupported) and says how to enable it (C(storage.delete.enabled=true),
@@ -145,6 +147,15 @@ EXAMPLES = r"""
     name: http://127.0.0.1:5000/team/app:dev
     push: app:dev
 
+- name: Copy an image into Amazon ECR, creating the repository first when it is missing
+  dockyard.registry.registry_image:
+    name: 123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/app:1.4.2
+    source: registry.example.com/team/app:1.4.2
+    create_repositories: true
+    repository_settings:
+      image_tag_mutability: immutable
+      keep_last: 30
+
 - name: Pull a pinned image into the local Docker engine
   dockyard.registry.registry_image:
     name: registry.example.com/team/app@sha256:0f8c2b6d8f1cd6c1e4d4c4c0a3a4f0b9c5d1e7f2a3b4c5d6e7f8091a2b3c4d5e
@@ -163,6 +174,13 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+created_repositories:
+  description:
+    - The ECR repository O(create_repositories) created (in check mode, would create); empty when it existed.
+  returned: always
+  type: list
+  elements: str
+  sample: ["team/app"]
 digest:
   description:
     - Digest of O(name) after the task (before it, for O(state=absent)); null when it does not exist.
@@ -233,6 +251,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.dockyard.registry.plugins.module_utils._argspec import (
     connection_argument_spec,
     connection_required_together,
+    ecr_argument_spec,
     run_registry_module,
 )
 from ansible_collections.dockyard.registry.plugins.module_utils._image import registry_image
@@ -252,6 +271,7 @@ def argument_spec() -> dict:
         platforms=dict(type="list", elements="str", default=["all"]),
         concurrency=dict(type="int", default=4),
     )
+    spec.update(ecr_argument_spec())
     return spec
 
 

@@ -58,7 +58,8 @@ options:
     default: present
   reauthorize:
     description:
-      - Only matters for O(provider=ecr), whose tokens differ on every request and expire after 12 hours.
+      - Only matters for O(provider=ecr), whose tokens differ on every request and expire after 12 hours, and for
+        O(aad_access_token), whose exchange gives a new refresh token every time.
       - With V(false), a stored token that the registry still accepts is kept and nothing changes, so the task
         is idempotent; an expired or rejected one is replaced.
       - With V(true), a fresh token is always fetched, verified and stored.
@@ -76,7 +77,8 @@ options:
       - V(gcr) - user C(_json_key) with the service account key O(service_account_key) as password (Google
         Container Registry and Artifact Registry), or O(username) and O(password) as given (for example
         C(oauth2accesstoken) and an access token).
-      - V(acr) - an Azure service principal's application id (O(username)) and secret (O(password)).
+      - V(acr) - an Azure service principal's application id (O(username)) and secret (O(password)), or an
+        Azure AD access token (O(aad_access_token)).
       - V(auto) picks from the registry host name - C(*.dkr.ecr.*.amazonaws.com) is V(ecr) (or V(generic) when
         O(username) and O(password) are given), C(gcr.io), C(*.gcr.io) and C(*-docker.pkg.dev) are V(gcr),
         C(*.azurecr.io) is V(acr), C(ghcr.io) is V(ghcr), Docker Hub is V(dockerhub), anything else V(generic).
@@ -112,6 +114,36 @@ options:
   aws_session_token:
     description:
       - AWS session token for temporary credentials (O(provider=ecr)).
+    type: str
+  credential_helper:
+    description:
+      - Instead of storing credentials, point the docker CLI at a credential helper for O(registry) - a
+        C(credHelpers) entry that maps the host to O(credential_helper) in the configuration file, every other entry kept.
+        The docker CLI then runs C(docker-credential-<credential_helper> get) whenever it needs credentials for
+        that registry, so nothing expires in the file.
+      - V(gcloud) is what C(gcloud auth configure-docker) writes for Google Container Registry and Artifact
+        Registry hosts; V(ecr-login) is the Amazon ECR credential helper (C(docker-credential-ecr-login));
+        C(docker-credential-acr-env) is V(acr-env).
+      - Nothing is verified (the helper may need a login of its own first); the module warns when
+        C(docker-credential-<credential_helper>) is not on the C(PATH) of the managed node.
+      - With O(state=absent) the entry is removed when it names this helper.
+      - Cannot be combined with O(username), O(password), O(service_account_key), O(aad_access_token) or AWS keys.
+    type: str
+  aad_access_token:
+    description:
+      - An Azure AD (Microsoft Entra ID) access token for the registry (O(provider=acr)), for example from
+        C(az account get-access-token --resource https://containerregistry.azure.net) or a managed identity.
+      - It is exchanged for an ACR refresh token (C(POST https://<registry>/oauth2/exchange) with
+        C(grant_type=access_token), C(service), C(tenant), C(access_token)), which is verified and stored as an
+        identity token for the user C(00000000-0000-0000-0000-000000000000), as C(az acr login) does. The docker
+        CLI trades it for access tokens by itself; ACR refresh tokens stay valid for about three hours.
+      - A stored refresh token that the registry still accepts is kept unless O(reauthorize=true).
+      - An expired token, or one for another O(tenant), is refused before it is sent. Never returned or logged.
+    type: str
+  tenant:
+    description:
+      - The Azure AD tenant (directory) id of the registry, sent with O(aad_access_token). Defaults to the
+        tenant the token was issued in (its C(tid) claim). A token from another tenant is refused with a message.
     type: str
   service_account_key:
     description:
@@ -204,6 +236,25 @@ EXAMPLES = r"""
     username: "{{ azure_sp_app_id }}"
     password: "{{ vault_azure_sp_secret }}"
 
+- name: Log in to Azure Container Registry with an Azure AD token, as az acr login does
+  dockyard.registry.registry_login:
+    provider: acr
+    registry: myregistry.azurecr.io
+    aad_access_token: "{{ lookup('ansible.builtin.pipe', 'az account get-access-token --query accessToken -o tsv'
+                                 ~ ' --resource https://containerregistry.azure.net') }}"
+    tenant: 72f988bf-86f1-41af-91ab-2d7cd011db47
+
+- name: Let the docker CLI get Artifact Registry credentials from gcloud (gcloud auth configure-docker)
+  dockyard.registry.registry_login:
+    registry: "{{ item }}"
+    credential_helper: gcloud
+  loop: [gcr.io, europe-west1-docker.pkg.dev]
+
+- name: Let the docker CLI get ECR tokens from the Amazon ECR credential helper
+  dockyard.registry.registry_login:
+    registry: 123456789012.dkr.ecr.eu-west-1.amazonaws.com
+    credential_helper: ecr-login
+
 - name: Write the credentials for a CI job into its own docker config
   dockyard.registry.registry_login:
     registry: registry.example.com
@@ -252,8 +303,19 @@ credentials_store:
   type: str
   sample: pass
 verified:
-  description: Whether the registry accepted the credentials (C(GET /v2/)) in this run.
+  description: Whether the registry accepted the credentials (C(GET /v2/)) in this run. V(false) with
+    O(credential_helper), which is not asked.
   returned: when O(state=present)
+  type: bool
+  sample: true
+credential_helper:
+  description: The helper the C(credHelpers) entry names (O(credential_helper)).
+  returned: when O(credential_helper) is given
+  type: str
+  sample: gcloud
+helper_found:
+  description: Whether C(docker-credential-<credential_helper>) is on the C(PATH) of the managed node.
+  returned: when O(credential_helper) is given and the entry was considered
   type: bool
   sample: true
 """
@@ -282,6 +344,9 @@ def argument_spec() -> dict:
         aws_secret_access_key=dict(type="str", no_log=True),
         aws_session_token=dict(type="str", no_log=True),
         service_account_key=dict(type="str", no_log=True),
+        credential_helper=dict(type="str"),
+        aad_access_token=dict(type="str", no_log=True),
+        tenant=dict(type="str"),
     )
     return spec
 

@@ -39,6 +39,7 @@ extends_documentation_fragment:
   - dockyard.registry.registry_connection.SOURCE
   - dockyard.registry.registry_connection.DESTINATION
   - dockyard.registry.registry_connection.COMMON
+  - dockyard.registry.ecr_repositories
 attributes:
   check_mode:
     support: full
@@ -151,6 +152,8 @@ options:
       - Images that were not copied because of it are listed in RV(failed_images) with C(error_kind=cancelled).
     type: bool
     default: false
+requirements:
+  - boto3 (only for O(create_repositories))
 notes:
   - The copied manifests are byte-exact, so signatures and attestations that refer to a digest stay valid.
   - Docker schema 1 manifests cannot be copied with their digest and are reported as failures.
@@ -211,9 +214,32 @@ EXAMPLES = r"""
       - linux/arm64
     concurrency: 8
     fail_fast: true
+
+- name: Sync from the private registry into Amazon ECR, creating the repositories that are missing
+  dockyard.registry.registry_sync:
+    source_registry: registry.example.com
+    destination_registry: 123456789012.dkr.ecr.eu-west-1.amazonaws.com
+    repositories:
+      - name: team/app
+        semver: ">=1.0"
+      - team/worker
+    create_repositories: true
+    repository_settings:
+      image_tag_mutability: immutable
+      scan_on_push: true
+      keep_last: 30
+      expire_untagged_days: 7
 """
 
 RETURN = r"""
+created_repositories:
+  description:
+    - ECR repositories created by O(create_repositories) (in check mode, that would be created), in the order they
+      were created. Empty when every destination repository existed.
+  returned: always
+  type: list
+  elements: str
+  sample: ["team/app"]
 copied:
   description: Destination references written (in check mode, that would be written).
   returned: always
@@ -306,6 +332,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.dockyard.registry.plugins.module_utils._argspec import (
     connection_argument_spec,
     connection_required_together,
+    ecr_argument_spec,
     run_registry_module,
 )
 from ansible_collections.dockyard.registry.plugins.module_utils._sync import registry_sync
@@ -324,6 +351,7 @@ def argument_spec() -> dict:
     )
     spec.update(connection_argument_spec("source_"))
     spec.update(connection_argument_spec("destination_"))
+    spec.update(ecr_argument_spec())
     return spec
 
 

@@ -60,6 +60,12 @@ PORT_TOKEN_SERVER = 5205
 PORT_FAULTY = 5206
 PORT_FAULTY_BACKEND = 5216
 PORT_MOTO = 5290
+PORT_ACR = 5208
+# Azure Container Registry's Azure AD flow: the "acr" registry's realm is the token server's
+# /oauth2/token and its service is its own address, as on ACR; /oauth2/exchange takes stand-in
+# Azure AD tokens of this tenant (tokenserver.py aad-token mints them).
+ACR_SERVICE = "localhost:%d" % PORT_ACR
+ACR_TENANT = "7c1d2f3e-4b5a-4c6d-8e7f-90a1b2c3d4e5"
 
 # name, host port, TLS, auth (None | "htpasswd" | "token"), deletion enabled
 REGISTRIES = [
@@ -69,6 +75,7 @@ REGISTRIES = [
     ("token", 5204, True, "token", True),
     ("faulty-backend", PORT_FAULTY_BACKEND, False, None, True),
     ("nodelete", 5207, False, None, False),
+    ("acr", PORT_ACR, True, "acr", True),
 ]
 
 
@@ -91,6 +98,21 @@ def write_file(path: str, data: str, mode: int = 0o644) -> None:
         handle.write(data)
     os.chmod(tmp, mode)
     os.replace(tmp, path)
+
+
+def service_account_key() -> str:
+    """A Google service account key file's JSON, with a freshly generated RSA key."""
+    from cryptography.hazmat.primitives import serialization  # pylint: disable=import-outside-toplevel
+    from cryptography.hazmat.primitives.asymmetric import rsa  # pylint: disable=import-outside-toplevel
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode("ascii")
+    return json.dumps({
+        "type": "service_account", "project_id": "dockyard-it", "private_key_id": secrets.token_hex(20),
+        "private_key": pem, "client_email": "pusher@dockyard-it.iam.gserviceaccount.com",
+        "client_id": str(secrets.randbelow(10 ** 20)), "auth_uri": "https://accounts.google.com/o/oauth2/auth",
+        "token_uri": "https://oauth2.googleapis.com/token",
+    }, indent=2) + "\n"
 
 
 def registry_config(name: str, tls: bool, auth: str | None, delete: bool) -> dict:
@@ -116,6 +138,13 @@ def registry_config(name: str, tls: bool, auth: str | None, delete: bool) -> dic
         config["auth"] = {"token": {
             "realm": "https://localhost:%d/token" % PORT_TOKEN_SERVER,
             "service": TOKEN_SERVICE,
+            "issuer": TOKEN_ISSUER,
+            "rootcertbundle": "/certs/ca.crt",
+        }}
+    elif auth == "acr":
+        config["auth"] = {"token": {
+            "realm": "https://localhost:%d/oauth2/token" % PORT_TOKEN_SERVER,
+            "service": ACR_SERVICE,
             "issuer": TOKEN_ISSUER,
             "rootcertbundle": "/certs/ca.crt",
         }}
@@ -274,10 +303,22 @@ def up(workdir: str, config_path: str) -> dict:
     os.makedirs(auth_dir, exist_ok=True)
     hashed = bcrypt.hashpw(passwords["itest"].encode(), bcrypt.gensalt(rounds=5)).decode()
     write_file(os.path.join(auth_dir, "htpasswd"), "itest:%s\n" % hashed.replace("$2b$", "$2y$", 1))
+    # Google's two registry logins without the SDK, as the token registry's users: _json_key with a
+    # service account key (a fresh RSA key, never a real account) and oauth2accesstoken with a token.
+    gcr_key_path = os.path.join(auth_dir, "gcr-service-account.json")
+    write_file(gcr_key_path, service_account_key(), 0o600)
+    with open(gcr_key_path, encoding="utf-8") as handle:
+        gcr_key = handle.read().strip()
+    gcr_access_token = "ya29." + secrets.token_urlsafe(48)
     write_file(os.path.join(auth_dir, "token-users.json"), json.dumps({
         "tokenuser": {"password": passwords["tokenuser"], "access": "all"},
         "reader": {"password": passwords["reader"], "access": "pull"},
+        "_json_key": {"password": gcr_key, "access": "all"},
+        "oauth2accesstoken": {"password": gcr_access_token, "access": "all"},
     }, indent=2), 0o600)
+
+    aad_key = os.path.join(auth_dir, "aad.key")
+    write_file(aad_key, secrets.token_hex(32) + "\n", 0o600)
 
     # The token server first: the token registry's /v2/ check does not need it, but tests do.
     start_process(workdir, "tokenserver", [
@@ -285,6 +326,7 @@ def up(workdir: str, config_path: str) -> dict:
         "--users", os.path.join(auth_dir, "token-users.json"), "--port", str(PORT_TOKEN_SERVER),
         "--cert", pki.server_cert, "--key", pki.server_key,
         "--signer-cert", pki.signer_cert, "--signer-key", pki.signer_key, "--issuer", TOKEN_ISSUER,
+        "--aad-key", aad_key, "--aad-service", ACR_SERVICE,
     ])
 
     for name, port, tls, auth, delete in REGISTRIES:
@@ -296,7 +338,7 @@ def up(workdir: str, config_path: str) -> dict:
                 "--label", "dockyard.test.owner=harness",
                 "-p", "127.0.0.1:%d:5000" % port,
                 "-v", "%s:/etc/docker/registry:ro" % config_dir]
-        if tls or auth == "token":
+        if tls or auth in ("token", "acr"):
             argv += ["-v", "%s:/certs:ro" % pki.directory]
         if auth == "htpasswd":
             argv += ["-v", "%s:/auth:ro" % auth_dir]
@@ -355,6 +397,12 @@ def up(workdir: str, config_path: str) -> dict:
         "registry_faulty_backend": "http://127.0.0.1:%d" % PORT_FAULTY_BACKEND,
         "registry_nodelete": "http://127.0.0.1:5207",
         "moto_endpoint": "http://127.0.0.1:%d" % PORT_MOTO,
+        "gcr_service_account_key": gcr_key_path,
+        "gcr_access_token": gcr_access_token,
+        "registry_acr": ACR_SERVICE,
+        "acr_tenant": ACR_TENANT,
+        "acr_aad_key": aad_key,
+        "acr_token_url": "https://localhost:%d/oauth2/token" % PORT_TOKEN_SERVER,
         "dockyard_it_python": sys.executable,
         "dockyard_it_harness_dir": HARNESS_DIR,
         "dockyard_it_corpus": os.path.join(HARNESS_DIR, "corpus.py"),

@@ -26,6 +26,20 @@ the signing certificate in the ``x5c`` header, which the registry checks against
 * anonymous requests (no credentials) get only ``pull`` on repositories under ``public/``.
 
 A wrong password (or unknown user, or bad refresh token) gets 401.
+
+Azure Container Registry's Azure AD flow (``--aad-key``, ``--aad-tenant``, ``--aad-service``), as
+``az acr login`` uses it:
+
+* ``POST /oauth2/exchange`` with the form ``grant_type=access_token``, ``service`` (must be the
+  ACR registry's service), ``tenant`` (must be the token's ``tid``) and ``access_token`` (an
+  "Azure AD" token: an HS256 JWT signed with the key in ``--aad-key``, ``tid``, ``exp`` and
+  ``upn`` = a user of ``--users``) answers ``{"refresh_token"}``; each field is checked and a
+  wrong one gets 400 or 401 naming it.
+* ``/oauth2/token`` is ``/token`` (the ACR registry's realm), so the refresh token is traded for
+  registry tokens with ``grant_type=refresh_token``.
+
+``python tokenserver.py aad-token --aad-key K --tenant T --user U [--expires-in S]`` prints such a
+token (for tests).
 """
 
 from __future__ import annotations
@@ -53,6 +67,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 __all__ = ["TokenIssuer", "grant", "main"]
 
 EXPIRES_IN = 300
+AAD_AUDIENCE = "https://containerregistry.azure.net"
 
 
 def _b64url(data: bytes) -> str:
@@ -89,6 +104,37 @@ def grant(user: dict | None, scopes: list[str]) -> list[dict]:
         if allowed:
             access.append({"type": rtype, "name": name, "actions": allowed})
     return access
+
+
+def aad_token(key: bytes, tenant: str, user: str, expires_in: int = 3600, now: int | None = None) -> str:
+    """A stand-in Azure AD access token: an HS256 JWT with ``tid``, ``upn``, ``aud``, ``exp``."""
+    now = int(time.time()) if now is None else now
+    header = {"typ": "JWT", "alg": "HS256"}
+    claims = {"aud": AAD_AUDIENCE, "iss": "https://sts.windows.net/%s/" % tenant, "tid": tenant, "upn": user,
+              "iat": now, "nbf": now - 30, "exp": now + expires_in}
+    signing_input = "%s.%s" % (_b64url(json.dumps(header, separators=(",", ":")).encode()),
+                               _b64url(json.dumps(claims, separators=(",", ":")).encode()))
+    signature = hmac.new(key, signing_input.encode("ascii"), hashlib.sha256).digest()
+    return "%s.%s" % (signing_input, _b64url(signature))
+
+
+def check_aad_token(key: bytes, token: str, tenant: str) -> tuple[str | None, str]:
+    """``(user, "")`` for a valid token of ``tenant``, else ``(None, why)``."""
+    try:
+        head, body, signature = token.split(".")
+        claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    except (ValueError, binascii.Error):
+        return None, "access_token is not a JWT"
+    expected = _b64url(hmac.new(key, ("%s.%s" % (head, body)).encode("ascii"), hashlib.sha256).digest())
+    if not hmac.compare_digest(expected, signature):
+        return None, "access_token signature is invalid"
+    if claims.get("aud") != AAD_AUDIENCE:
+        return None, "access_token audience is not %s" % AAD_AUDIENCE
+    if claims.get("tid") != tenant:
+        return None, "access_token was issued for tenant %s, not the requested tenant %s" % (claims.get("tid"), tenant)
+    if int(claims.get("exp", 0)) <= time.time():
+        return None, "access_token has expired"
+    return claims.get("upn"), ""
 
 
 class TokenIssuer:
@@ -161,6 +207,8 @@ class TokenHandler(BaseHTTPRequestHandler):
     server_version = "dockyard-it-token/1"
     timeout = 60
     issuer: TokenIssuer
+    aad_key: bytes | None = None
+    aad_service = ""
 
     def setup(self) -> None:
         # The TLS handshake runs here, in the connection's thread, so that one slow or
@@ -202,7 +250,7 @@ class TokenHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 (http.server API)
         url = urlparse(self.path)
-        if url.path != "/token":
+        if url.path not in ("/token", "/oauth2/token"):
             self._send(404, {"errors": [{"code": "NOT_FOUND", "message": url.path}]})
             return
         query = parse_qs(url.query)
@@ -222,7 +270,10 @@ class TokenHandler(BaseHTTPRequestHandler):
         url = urlparse(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         form = parse_qs(self.rfile.read(length).decode("utf-8")) if length else {}
-        if url.path != "/token":
+        if url.path == "/oauth2/exchange" and self.aad_key is not None:
+            self._exchange(form)
+            return
+        if url.path not in ("/token", "/oauth2/token"):
             self._send(404, {"errors": [{"code": "NOT_FOUND", "message": url.path}]})
             return
         grant_type = form.get("grant_type", [""])[0]
@@ -246,8 +297,47 @@ class TokenHandler(BaseHTTPRequestHandler):
             body["refresh_token"] = form["refresh_token"][0]
         self._send(200, body)
 
+    def _exchange(self, form: dict) -> None:
+        """ACR's /oauth2/exchange: an Azure AD access token for a refresh token."""
+        field = dict((key, values[0]) for key, values in form.items())
+        if field.get("grant_type") != "access_token":
+            self._send(400, {"errors": [{"code": "UNSUPPORTED", "message": "grant_type must be access_token, got %r"
+                                         % field.get("grant_type")}]})
+            return
+        missing = [name for name in ("service", "tenant", "access_token") if not field.get(name)]
+        if missing:
+            self._send(400, {"errors": [{"code": "BAD_REQUEST", "message": "missing form fields: %s"
+                                         % ", ".join(missing)}]})
+            return
+        if field["service"] != self.aad_service:
+            self._send(400, {"errors": [{"code": "BAD_REQUEST", "message": "service %r is not this registry (%s)"
+                                         % (field["service"], self.aad_service)}]})
+            return
+        assert self.aad_key is not None
+        user, why = check_aad_token(self.aad_key, field["access_token"], field["tenant"])
+        if user is None or user not in self.issuer.users:
+            self._send(401, {"errors": [{"code": "UNAUTHORIZED", "message": why or "unknown principal"}]})
+            return
+        self._send(200, {"refresh_token": self.issuer.refresh_token(user)})
+
+
+def mint_aad_token(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="tokenserver.py aad-token")
+    parser.add_argument("--aad-key", required=True)
+    parser.add_argument("--tenant", required=True)
+    parser.add_argument("--user", required=True)
+    parser.add_argument("--expires-in", type=int, default=3600)
+    args = parser.parse_args(argv)
+    with open(args.aad_key, "rb") as handle:
+        key = handle.read().strip()
+    sys.stdout.write(aad_token(key, args.tenant, args.user, args.expires_in) + "\n")
+    return 0
+
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["aad-token"]:
+        return mint_aad_token(argv[1:])
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--users", required=True, help="JSON file {name: {password, access}}")
     parser.add_argument("--host", default="127.0.0.1")
@@ -257,10 +347,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--signer-cert", required=True)
     parser.add_argument("--signer-key", required=True)
     parser.add_argument("--issuer", required=True)
+    parser.add_argument("--aad-key", help="file with the key that signs stand-in Azure AD tokens")
+    parser.add_argument("--aad-service", default="", help="the ACR registry's token service")
     args = parser.parse_args(argv)
     with open(args.users, encoding="utf-8") as handle:
         users = json.load(handle)
     TokenHandler.issuer = TokenIssuer(args.signer_cert, args.signer_key, args.issuer, users)
+    if args.aad_key:
+        with open(args.aad_key, "rb") as handle:
+            TokenHandler.aad_key = handle.read().strip()
+        TokenHandler.aad_service = args.aad_service
     server = ThreadingHTTPServer((args.host, args.port), TokenHandler)
     server.daemon_threads = True
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

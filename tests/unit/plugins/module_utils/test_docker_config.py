@@ -425,3 +425,42 @@ def test_hung_helper_is_stopped_and_named(tmp_path, monkeypatch):
     write(path, {"credsStore": "stuck"})
     with pytest.raises(RegistryError, match="credential helper docker-credential-stuck get failed: .*did not finish"):
         find_credentials(LOCAL, str(path))
+
+# --- credHelpers entries (gcloud auth configure-docker, ecr-login) -----------------------------------
+
+def test_set_credential_helper_keeps_everything_else(tmp_path):
+    from ansible_collections.dockyard.registry.plugins.module_utils._docker_config import set_credential_helper
+    path = tmp_path / "config.json"
+    start = {"auths": {"example.com": {"auth": "eDp5"}}, "psFormat": "table", "credHelpers": {"quay.io": "other"}}
+    path.write_text(json.dumps(start))
+    os.chmod(path, 0o644)
+    gcr = parse_registry("gcr.io")
+    assert set_credential_helper(gcr, "gcloud", str(path), check_mode=True) == (True, None)
+    assert json.loads(path.read_text()) == start  # check mode wrote nothing
+    assert set_credential_helper(gcr, "gcloud", str(path)) == (True, None)
+    assert set_credential_helper(parse_registry("europe-west1-docker.pkg.dev"), "gcloud", str(path)) == (True, None)
+    assert set_credential_helper(gcr, "gcloud", str(path)) == (False, "gcloud")
+    data = json.loads(path.read_text())
+    assert data["credHelpers"] == {"quay.io": "other", "gcr.io": "gcloud", "europe-west1-docker.pkg.dev": "gcloud"}
+    assert list(data["credHelpers"]) == ["quay.io", "gcr.io", "europe-west1-docker.pkg.dev"]  # gcloud's order
+    assert data["auths"] == start["auths"] and data["psFormat"] == "table"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    # removal takes only that entry; the last one removes the key
+    assert set_credential_helper(gcr, None, str(path)) == (True, "gcloud")
+    assert set_credential_helper(gcr, None, str(path)) == (False, None)
+    set_credential_helper(parse_registry("europe-west1-docker.pkg.dev"), None, str(path))
+    set_credential_helper(parse_registry("quay.io"), None, str(path))
+    assert "credHelpers" not in json.loads(path.read_text())
+
+
+def test_set_credential_helper_new_file_and_bad_file(tmp_path):
+    from ansible_collections.dockyard.registry.plugins.module_utils._docker_config import set_credential_helper
+    path = tmp_path / "new" / "config.json"
+    ecr = parse_registry("123456789012.dkr.ecr.eu-west-1.amazonaws.com")
+    assert set_credential_helper(ecr, None, str(path)) == (False, None)
+    assert not path.exists()
+    assert set_credential_helper(ecr, "ecr-login", str(path)) == (True, None)
+    assert json.loads(path.read_text()) == {"credHelpers": {ecr.host: "ecr-login"}}
+    path.write_text('{"credHelpers": ["gcr.io"]}')
+    with pytest.raises(InvalidInput, match="credHelpers.*is not an object"):
+        set_credential_helper(ecr, "ecr-login", str(path))

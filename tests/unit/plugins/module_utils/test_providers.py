@@ -4,12 +4,18 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 
 import pytest
 
-from ansible_collections.dockyard.registry.plugins.module_utils._errors import InvalidInput, Unauthorized, Unreachable
+from ansible_collections.dockyard.registry.plugins.module_utils._errors import (
+    InvalidInput,
+    RegistryError,
+    Unauthorized,
+    Unreachable,
+)
 from ansible_collections.dockyard.registry.plugins.module_utils._providers import (
     detect_provider,
     ecr_host_parts,
@@ -222,3 +228,75 @@ def test_ecr_endpoint_unreachable(aws_env):
     with pytest.raises(Unreachable, match="unreachable"):
         login_for("ecr", region="eu-west-1", endpoint_url="http://127.0.0.1:%d" % port,
                   aws_access_key_id="a", aws_secret_access_key="b")
+
+
+# --- ACR: the Azure AD token exchange -------------------------------------------------------------
+
+def _jwt(claims):
+    def part(data):
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+    return "%s.%s.signature" % (part({"alg": "HS256"}), part(claims))
+
+
+TENANT = "7c1d2f3e-4b5a-4c6d-8e7f-90a1b2c3d4e5"
+
+
+def test_aad_token_checks():
+    from ansible_collections.dockyard.registry.plugins.module_utils._providers import check_aad_token
+    token = _jwt({"tid": TENANT, "exp": 2000})
+    assert check_aad_token(token, None, now=1000) == TENANT
+    assert check_aad_token(token, TENANT.upper(), now=1000) == TENANT
+    with pytest.raises(InvalidInput, match="not an Azure AD access token") as caught:
+        check_aad_token("not-a-jwt-secret", None, now=1000)
+    assert "not-a-jwt-secret" not in str(caught.value)
+    with pytest.raises(Unauthorized, match="expired 1970-01-01 00:33:20 UTC.*az account get-access-token"):
+        check_aad_token(token, None, now=3000)
+    with pytest.raises(Unauthorized, match="issued in tenant %s, not in tenant other" % TENANT):
+        check_aad_token(token, "other", now=1000)
+
+
+class FakeAcrClient:
+    """The two calls acr_exchange makes, answered as ACR does."""
+
+    def __init__(self, status=200, body=b'{"refresh_token": "rt-123"}', challenge=None):
+        from ansible_collections.dockyard.registry.plugins.module_utils._reference import parse_registry as parse
+        self.registry = parse("myreg.azurecr.io")
+        self.status, self.body = status, body
+        self._challenge = challenge if challenge is not None else (
+            "bearer", {"realm": "https://myreg.azurecr.io/oauth2/token", "service": "myreg.azurecr.io"})
+        self.posted = []
+
+    def challenge(self):
+        return self._challenge
+
+    def post_form(self, url, form, what):
+        self.posted.append((url, form))
+        return self.status, self.body
+
+
+def test_acr_exchange_sends_what_az_sends():
+    from ansible_collections.dockyard.registry.plugins.module_utils._providers import ACR_TOKEN_USERNAME, acr_exchange
+    token = _jwt({"tid": TENANT, "exp": 4102444800})
+    client = FakeAcrClient()
+    credentials = acr_exchange(client, token)
+    assert client.posted == [("https://myreg.azurecr.io/oauth2/exchange",
+                              {"grant_type": "access_token", "service": "myreg.azurecr.io", "access_token": token,
+                               "tenant": TENANT})]
+    assert (credentials.username, credentials.password, credentials.identity_token) == \
+        (ACR_TOKEN_USERNAME, None, "rt-123")
+
+
+@pytest.mark.parametrize("client, kind, message", [
+    (FakeAcrClient(401, b'{"errors": [{"code": "UNAUTHORIZED", "message": "bad token TOKEN"}]}'), Unauthorized,
+     "refused the Azure AD access token \\(HTTP 401 .*UNAUTHORIZED: bad token <aad_access_token>\\).*AcrPull"),
+    (FakeAcrClient(500, b"<html>oops</html>"), RegistryError, "answered HTTP 500"),
+    (FakeAcrClient(200, b"{}"), RegistryError, "without a refresh_token"),
+    (FakeAcrClient(challenge=("basic", {"realm": "x"})), RegistryError, "does not ask for a Bearer token login"),
+])
+def test_acr_exchange_failures_never_echo_the_token(client, kind, message):
+    from ansible_collections.dockyard.registry.plugins.module_utils._providers import acr_exchange
+    token = _jwt({"tid": TENANT, "exp": 4102444800})
+    client.body = client.body.replace(b"TOKEN", token.encode())
+    with pytest.raises(kind, match=message) as caught:
+        acr_exchange(client, token)
+    assert token not in str(caught.value)
