@@ -426,6 +426,7 @@ def test_hung_helper_is_stopped_and_named(tmp_path, monkeypatch):
     with pytest.raises(RegistryError, match="credential helper docker-credential-stuck get failed: .*did not finish"):
         find_credentials(LOCAL, str(path))
 
+
 # --- credHelpers entries (gcloud auth configure-docker, ecr-login) -----------------------------------
 
 def test_set_credential_helper_keeps_everything_else(tmp_path):
