@@ -86,6 +86,10 @@ make_venv() {
   want=$( { echo "$pkgs $py ${CORE_ANSIBLE[$core]:-}"; cat "$reqs" "$here/requirements/constraints.txt"; dependency_names; } | md5sum | cut -c1-16)
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
     log "ansible-core $core: virtualenv $dir up to date ($pkgs, Python $py)"
+    # a virtualenv made before the optional collections were added gets them now (a quick unzip)
+    if [ -n "${CORE_ANSIBLE[$core]:-}" ] && ! optional_collections_present "$dir"; then
+      dependency_collections "$dir" "${CORE_ANSIBLE[$core]}"
+    fi
     exec {lockfd}>&-
     return 0
   fi
@@ -129,16 +133,34 @@ dependency_names() { # the collections galaxy.yml depends on (what dependency_co
   sed -n '/^dependencies:/,/^[a-z_]*:/s/^  \([a-z0-9_]*\.[a-z0-9_]*\):.*/\1/p' "$here/galaxy.yml"
 }
 
-dependency_collections() { # galaxy.yml's dependencies (and theirs) from the ansible package's wheel
+# Collections the role uses only for some settings, so not in galaxy.yml's dependencies (README
+# "Requirements"): amazon.aws and community.aws for registry_type: ecr. The integration suite
+# runs that path, so the matrix virtualenvs of the two ends get them from the same ansible package.
+OPTIONAL_COLLECTIONS="amazon.aws community.aws"
+
+site_packages() {
+  "$1/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'
+}
+
+optional_collections_present() {
+  local site c
+  site=$(site_packages "$1")
+  for c in $OPTIONAL_COLLECTIONS; do
+    [ -f "$site/ansible_collections/${c/.//}/MANIFEST.json" ] || return 1
+  done
+}
+
+dependency_collections() { # galaxy.yml's dependencies, the optional ones (and theirs) from the ansible package's wheel
   local dir=$1 version=$2 wheels=$matrix_dir/wheels site
   mkdir -p "$wheels"
   [ -f "$wheels/ansible-$version-py3-none-any.whl" ] ||
     "$dir/bin/pip" download -q --disable-pip-version-check --no-deps -d "$wheels" "ansible==$version"
-  site=$("$dir/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-  "$dir/bin/python" - "$wheels/ansible-$version-py3-none-any.whl" "$here/galaxy.yml" "$site" <<'PY'
+  site=$(site_packages "$dir")
+  # shellcheck disable=SC2086  # OPTIONAL_COLLECTIONS is a space-separated list of names
+  "$dir/bin/python" - "$wheels/ansible-$version-py3-none-any.whl" "$here/galaxy.yml" "$site" $OPTIONAL_COLLECTIONS <<'PY'
 import json, sys, zipfile, yaml
-wheel, galaxy, site = sys.argv[1:]
-todo = list(yaml.safe_load(open(galaxy)).get("dependencies") or {})
+wheel, galaxy, site = sys.argv[1:4]
+todo = list(yaml.safe_load(open(galaxy)).get("dependencies") or {}) + sys.argv[4:]
 done = []
 with zipfile.ZipFile(wheel) as zf:
     names = zf.namelist()
