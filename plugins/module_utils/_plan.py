@@ -33,6 +33,7 @@ from ansible_collections.dockyard.registry.plugins.module_utils._pool import par
 from ansible_collections.dockyard.registry.plugins.module_utils._reference import (
     ImageReference,
     Registry,
+    repository_items,
     validate_repository,
     validate_tag,
 )
@@ -349,19 +350,8 @@ class RepositorySelection:
 def normalise_repositories(items: Sequence[Any], prefix: str | None) -> list[RepositorySelection]:
     """Each item (a name or a dict of REPOSITORY_KEYS) validated, filters compiled, the item named in errors."""
     result = []
-    for index, item in enumerate(items):
-        if isinstance(item, str):
-            item = {"name": item}
-        if not isinstance(item, dict):
-            raise InvalidInput("repositories[%d] must be a repository name or a dictionary" % index)
-        unknown = sorted(set(item) - set(REPOSITORY_KEYS))
-        if unknown:
-            raise InvalidInput("repositories[%d] has unknown keys %s; allowed: %s"
-                               % (index, ", ".join(unknown), ", ".join(REPOSITORY_KEYS)))
-        if not item.get("name"):
-            raise InvalidInput("repositories[%d] needs a name" % index)
+    for index, item, name in repository_items(items, REPOSITORY_KEYS):
         try:
-            name = validate_repository(str(item["name"]))
             destination = str(item.get("destination") or name)
             if prefix:
                 destination = "%s/%s" % (prefix.strip("/"), destination)

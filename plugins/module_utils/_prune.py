@@ -42,8 +42,8 @@ from ansible_collections.dockyard.registry.plugins.module_utils._manifest import
 from ansible_collections.dockyard.registry.plugins.module_utils._pool import parallel_map
 from ansible_collections.dockyard.registry.plugins.module_utils._reference import (
     parse_registry,
+    repository_items,
     validate_digest,
-    validate_repository,
 )
 from ansible_collections.dockyard.registry.plugins.module_utils._tags import (
     ORDERS,
@@ -444,22 +444,8 @@ def normalise_repositories(items: Sequence[Any] | None, defaults: Mapping[str, A
     seen = set()
     # the task's own rule options first, named as they are written (a repository may complete them)
     Rules(defaults, complete=not items)
-    for index, item in enumerate(items or []):
-        if isinstance(item, str):
-            item = {"name": item}
-        if not isinstance(item, dict):
-            raise InvalidInput("repositories[%d] must be a repository name or a dictionary" % index)
-        unknown = sorted(set(item) - set(REPOSITORY_KEYS))
-        if unknown:
-            raise InvalidInput("repositories[%d] has unknown keys %s; allowed: %s"
-                               % (index, ", ".join(unknown), ", ".join(REPOSITORY_KEYS)))
-        if not item.get("name"):
-            raise InvalidInput("repositories[%d] needs a name" % index)
+    for index, item, name in repository_items(items, REPOSITORY_KEYS):
         where = "repositories[%d] (%s)" % (index, item["name"])
-        try:
-            name = validate_repository(str(item["name"]))
-        except InvalidInput as exc:
-            raise InvalidInput("%s: %s" % (where, exc)) from None
         if name in seen:
             raise InvalidInput("%s: the repository is listed twice" % where)
         seen.add(name)

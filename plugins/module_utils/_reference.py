@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from typing import Any, Iterator, Sequence
 
 
 from ansible_collections.dockyard.registry.plugins.module_utils._errors import InvalidInput
@@ -35,6 +36,7 @@ __all__ = [
     "parse_registry",
     "parse_reference",
     "validate_repository",
+    "repository_items",
     "validate_tag",
     "validate_digest",
     "is_digest",
@@ -229,6 +231,28 @@ def validate_repository(name: str, original: str | None = None) -> str:
                                "single separators ('.', '_', '__' or '-') between them"
                                % (name, where, component))
     return name
+
+
+def repository_items(items: Sequence[Any] | None, keys: Sequence[str]) -> Iterator[tuple[int, dict, str]]:
+    """``(index, item, name)`` for each entry of a ``repositories`` option: a repository name or
+    a dictionary of ``keys`` with a ``name``. A bare name becomes ``{"name": name}``; unknown
+    keys, a missing name and an invalid name raise InvalidInput naming the entry."""
+    for index, item in enumerate(items or []):
+        if isinstance(item, str):
+            item = {"name": item}
+        if not isinstance(item, dict):
+            raise InvalidInput("repositories[%d] must be a repository name or a dictionary" % index)
+        unknown = sorted(set(item) - set(keys))
+        if unknown:
+            raise InvalidInput("repositories[%d] has unknown keys %s; allowed: %s"
+                               % (index, ", ".join(unknown), ", ".join(keys)))
+        if not item.get("name"):
+            raise InvalidInput("repositories[%d] needs a name" % index)
+        try:
+            name = validate_repository(str(item["name"]))
+        except InvalidInput as exc:
+            raise InvalidInput("repositories[%d] (%s): %s" % (index, item["name"], exc)) from None
+        yield index, item, name
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from ansible_collections.dockyard.registry.plugins.module_utils._reference impor
     is_digest,
     parse_reference,
     parse_registry,
+    repository_items,
     validate_repository,
     validate_tag,
 )
@@ -179,3 +180,23 @@ def test_validators_and_is_digest():
     assert not is_digest("sha256:" + "0" * 63)
     assert not is_digest("latest")
     assert not is_digest("")
+
+
+def test_repository_items_names_and_dicts():
+    items = ["team/app", {"name": "team/db", "latest": 2}]
+    assert list(repository_items(items, ("name", "latest"))) == [
+        (0, {"name": "team/app"}, "team/app"),
+        (1, {"name": "team/db", "latest": 2}, "team/db"),
+    ]
+    assert list(repository_items(None, ("name",))) == []
+
+
+@pytest.mark.parametrize("items, message", [
+    ([["team/app"]], r"repositories\[0\] must be a repository name or a dictionary"),
+    (["ok", {"name": "team/app", "colour": 1}], r"repositories\[1\] has unknown keys colour; allowed: name, latest"),
+    ([{"latest": 1}], r"repositories\[0\] needs a name"),
+    ([{"name": "Team/App"}], r"repositories\[0\] \(Team/App\): invalid repository name 'Team/App': must be lower case"),
+])
+def test_repository_items_errors_name_the_entry(items, message):
+    with pytest.raises(InvalidInput, match=message):
+        list(repository_items(items, ("name", "latest")))
