@@ -55,7 +55,61 @@ def digests_line(check: dict) -> tuple:
     return ok, ("identical on both sides" if ok else "DIFFERENCES: %s" % json.dumps(check))
 
 
-def scenario_table(name: str, data: dict) -> list:
+def cpu_floor(run: dict, cpus: int) -> dict | None:
+    """The CPU floor of one measured run (both tools), from the ``cpu`` run.py recorded: None when the
+    registries' CPU was not measurable (no cgroup CPU file found, or an older latest.json).
+
+    ``registries``: what the two registries (and the docker-proxy processes in front of them) spent
+    serving dockyard's requests; on ``cpus`` cores the copy cannot finish in less than
+    ``registries / cpus`` seconds, whatever the client does; ``with_tool`` adds dockyard's own CPU
+    (ansible-playbook and the module), the floor of this run as made."""
+    ours, theirs = run["dockyard"].get("cpu"), run["skopeo"].get("cpu")
+    if not ours or not theirs or None in (ours.get("source"), ours.get("destination"),
+                                          theirs.get("source"), theirs.get("destination")) or not cpus:
+        return None
+    skopeo_seconds = run["skopeo"]["seconds"]
+
+    def side(cpu: dict) -> dict:
+        registries = cpu["source"] + cpu["destination"] + cpu["docker_proxy"]
+        return dict(cpu, registries=registries, total=registries + cpu["tool"])
+
+    result = {"cpus": cpus, "dockyard": side(ours), "skopeo": side(theirs), "skopeo_seconds": skopeo_seconds,
+              "seconds": run["dockyard"]["seconds"], "module": run.get("module", {}).get("duration")}
+    result["floor"] = result["dockyard"]["registries"] / cpus
+    result["floor_with_tool"] = result["dockyard"]["total"] / cpus
+    seconds = result["seconds"]
+    # how busy the cores were during dockyard's run: with this copy's processes, and in all
+    result["busy"] = result["dockyard"]["total"] / (seconds * cpus) if seconds else None
+    machine = ours.get("machine")
+    result["machine_busy"] = machine / (seconds * cpus) if machine is not None and seconds else None
+    return result
+
+
+def cpu_lines(floor: dict) -> list:
+    """The CPU floor of a cold sync in words (full report)."""
+    ours, theirs, cpus, skopeo = floor["dockyard"], floor["skopeo"], floor["cpus"], floor["skopeo_seconds"]
+    module = (", of which the module process %.1f s" % ours["process"]) if ours.get("process") is not None else ""
+    return [
+        "CPU during the cold sync (each registry container's cgroup, the docker-proxy processes in front of them, "
+        "the tool's process tree): for registry_sync's copy the registries spent %.1f s (source %.1f s, destination "
+        "%.1f s, docker-proxy %.1f s) and `ansible-playbook` with the module %.1f s%s; for skopeo's copy the "
+        "registries spent %.1f s (%.1f / %.1f / %.1f s) and skopeo %.1f s."
+        % (ours["registries"], ours["source"], ours["destination"], ours["docker_proxy"], ours["tool"], module,
+           theirs["registries"], theirs["source"], theirs["destination"], theirs["docker_proxy"], theirs["tool"]),
+        "Floor: on %d cores registry_sync's copy cannot finish before %.1f s / %d = %.1f s = **%.3f× skopeo's "
+        "time** (the registries' CPU alone, which any client pays for these requests), nor before %.1f s = %.3f× "
+        "with its own CPU added; measured %.2f s = %.3f× (module %s)."
+        % (cpus, ours["registries"], cpus, floor["floor"], floor["floor"] / skopeo, floor["floor_with_tool"],
+           floor["floor_with_tool"] / skopeo, floor["seconds"], floor["seconds"] / skopeo,
+           ("%.2f s = %.3f×" % (floor["module"], floor["module"] / skopeo)) if floor["module"] is not None else "-"),
+    ] + ([
+        "During registry_sync's cold run the cores were %.0f%% busy with its processes (registries, docker-proxy, "
+        "ansible-playbook and the module) and %.0f%% busy in all (/proc/stat: anything else running is the "
+        "difference)." % (100 * floor["busy"], 100 * floor["machine_busy"])
+    ] if floor.get("machine_busy") is not None else [])
+
+
+def scenario_table(name: str, data: dict, cpus: int = 0) -> list:
     rows = []
     targets = targets_of(name)
     for key, label in RUNS:
@@ -110,26 +164,31 @@ def scenario_table(name: str, data: dict) -> list:
            if floor else "",
            " / ".join(data["load"])),
         "Cold-sync engine counters: %s." % json.dumps(data["cold"]["module"]),
-        "",
     ]
+    floor = cpu_floor(data["cold"], cpus)
+    if floor:
+        lines += cpu_lines(floor)
+    lines.append("")
     return lines
 
 
-def scaling_table(data: dict) -> list:
+def scaling_table(data: dict, cpus: int = 0) -> list:
     lines = [
         "## scaling: cold and no-op time by number of tags (%d tags per repository; images of a config and one "
         "1 KiB layer)" % data.get("tags_per_repo", 100),
         "",
         "Measured %s, registry_sync at its %s." % (data.get("when", "?"), settings(data)),
         "",
-        "| tags | cold: dockyard (module) | cold: skopeo | ratio | no-op: dockyard (module) | no-op: skopeo | ratio "
-        "| digests | load |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| tags | cold: dockyard (module) | cold: skopeo | ratio | cold CPU floor (registries' CPU / cores) "
+        "| no-op: dockyard (module) | no-op: skopeo | ratio | digests | load |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in data["rows"]:
-        lines.append("| %d | %.2f s (%.2f s) | %.2f s | %.3f | %.2f s (%.2f s) | %.2f s | %.3f | %s | %s |" % (
+        floor = cpu_floor(row["cold"], cpus)
+        lines.append("| %d | %.2f s (%.2f s) | %.2f s | %.3f | %s | %.2f s (%.2f s) | %.2f s | %.3f | %s | %s |" % (
             row["tags"], row["cold"]["dockyard"]["seconds"], row["cold"]["module"]["duration"],
             row["cold"]["skopeo"]["seconds"], row["cold"]["dockyard"]["seconds"] / row["cold"]["skopeo"]["seconds"],
+            ("%.1f s = %.3f× skopeo" % (floor["floor"], floor["floor"] / floor["skopeo_seconds"])) if floor else "-",
             row["noop"]["dockyard"]["seconds"], row["noop"]["module"]["duration"], row["noop"]["skopeo"]["seconds"],
             row["noop"]["dockyard"]["seconds"] / row["noop"]["skopeo"]["seconds"],
             "identical" if row["digests_ok"] else "DIFFERENT", " / ".join(row["load"])))
@@ -177,11 +236,11 @@ def full_report(data: dict) -> str:
     ]
     for name, scenario in ordered(data):
         if name == "scaling":
-            lines += scaling_table(scenario)
+            lines += scaling_table(scenario, data.get("cpus", 0))
         elif name == "rss":
             lines += rss_table(scenario)
         else:
-            lines += scenario_table(name, scenario)
+            lines += scenario_table(name, scenario, data.get("cpus", 0))
     return "\n".join(lines)
 
 
@@ -213,11 +272,18 @@ def summary(data: dict) -> str:
                 theirs, ours / theirs, goal))
         ok, _text = digests_line(scenario["digests"])
         floor = scenario["noop"].get("floor")
-        notes.append("`%s`: %s, %s; %s; load %s%s." % (
+        cold = cpu_floor(scenario["cold"], data.get("cpus", 0))
+        notes.append("`%s`: %s, %s; %s; load %s%s%s." % (
             name, scenario.get("when", "?"), settings(scenario), "digests identical" if ok else "DIGESTS DIFFER",
             " / ".join(scenario["load"]),
             ("; Ansible floor (a `ping` playbook) %.2f s = %.3f of skopeo's no-op"
-             % (floor["seconds"], floor["seconds"] / scenario["noop"]["skopeo"]["seconds"])) if floor else ""))
+             % (floor["seconds"], floor["seconds"] / scenario["noop"]["skopeo"]["seconds"])) if floor else "",
+            ("; cold CPU floor: the registries spent %.1f s of CPU serving registry_sync's copy (%.1f s serving "
+             "skopeo's), so on %d cores it cannot finish before %.1f s = %.3f× skopeo's time; with its own %.1f s of "
+             "CPU (ansible-playbook and the module) %.1f s = %.3f×"
+             % (cold["dockyard"]["registries"], cold["skopeo"]["registries"], cold["cpus"], cold["floor"],
+                cold["floor"] / cold["skopeo_seconds"], cold["dockyard"]["tool"], cold["floor_with_tool"],
+                cold["floor_with_tool"] / cold["skopeo_seconds"])) if cold and not scenario.get("delay") else ""))
     if "rss" in data.get("scenarios", {}):
         rss = data["scenarios"]["rss"]
         lines.append("| `rss` (one %d MiB layer) | peak RSS, cold | %.1f MiB | | %.1f MiB | | ≤ 128 MiB: %s |" % (

@@ -37,7 +37,13 @@ What it does, in one run:
 4. Measures the peak RSS (``VmHWM`` from ``/proc/<pid>/status``, polled every 20 ms) of
    the module process during the cold sync - the AnsiballZ python process running
    registry_sync, which holds the large layer's stream - and of skopeo for comparison.
-5. Checks that both destinations hold exactly the source digests for every tag.
+5. Measures the CPU each cold, no-op (the extra runs) and incremental command cost: each registry
+   container's cgroup CPU (cgroup v1 ``cpuacct.usage`` or v2 ``cpu.stat``), the ``docker-proxy``
+   processes that carry 127.0.0.1:<port> into the containers, and the tool's own process tree
+   (``getrusage(RUSAGE_CHILDREN)`` around the command: ansible-playbook with its workers and the
+   module, or skopeo). On loopback a cold copy is bound by CPU: the registries' CPU divided by
+   the cores is a floor no client can go under for these requests (the report prints it).
+6. Checks that both destinations hold exactly the source digests for every tag.
 
 The commands timed (``<w>`` is the work directory):
 
@@ -72,6 +78,7 @@ import fcntl
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import subprocess
@@ -138,6 +145,7 @@ def start_registry(port: int, workdir: str) -> str:
     while time.monotonic() < deadline:
         try:
             if requests.get("http://127.0.0.1:%d/v2/" % port, timeout=2).status_code == 200:
+                CPU_SOURCES[port] = cpu_sources(name, port)
                 return data
         except requests.RequestException:
             pass
@@ -165,6 +173,119 @@ def warm_page_cache(path: str) -> int:
                         break
                     total += len(chunk)
     return total
+
+
+# ---- CPU accounting: the floor of a CPU-bound copy ---------------------------------------------
+#
+# On loopback a cold copy is bound by CPU, not by the network: both registries and the tool share
+# the machine's cores. What the registries spend serving a tool's requests is a floor that tool
+# cannot go under (its requests are the minimal set: one GET per blob on the source, POST + PUT per
+# new blob on the destination). Measured per command: each registry container's cgroup CPU (user +
+# system), the docker-proxy processes that carry 127.0.0.1:<port> into the containers, and the
+# tool's own process tree (getrusage of the finished child: ansible-playbook with its workers and
+# the module, or skopeo).
+
+CPU_SOURCES: dict = {}  # port -> (cgroup CPU file or None, docker-proxy pids)
+
+
+def _cgroup_cpu_file(pid: str) -> str | None:
+    """The file that counts a container's CPU: cgroup v2 ``cpu.stat`` or v1 ``cpuacct.usage``."""
+    try:
+        with open("/proc/%s/cgroup" % pid) as handle:
+            lines = [line.rstrip("\n").split(":", 2) for line in handle]
+    except OSError:
+        return None
+    for _id, controllers, path in lines:
+        if "cpuacct" in controllers.split(","):
+            for mount in ("cpuacct", "cpu,cpuacct", "cpuacct,cpu"):
+                candidate = "/sys/fs/cgroup/%s%s/cpuacct.usage" % (mount, path)
+                if os.path.exists(candidate):
+                    return candidate
+    for _id, controllers, path in lines:
+        if controllers == "" and os.path.exists("/sys/fs/cgroup%s/cpu.stat" % path):
+            return "/sys/fs/cgroup%s/cpu.stat" % path
+    return None
+
+
+def _proxy_pids(port: int) -> list:
+    """The docker-proxy processes publishing ``port`` (userland proxy: loopback traffic goes through it)."""
+    pids = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as handle:
+                argv = handle.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"docker-proxy") and b"-host-port" in argv[:-1] \
+                and argv[argv.index(b"-host-port") + 1] == str(port).encode():
+            pids.append(pid)
+    return pids
+
+
+def cpu_sources(name: str, port: int) -> tuple:
+    pid = sh("docker", "inspect", "-f", "{{.State.Pid}}", name, check=False).stdout.strip()
+    return _cgroup_cpu_file(pid) if pid.isdigit() else None, _proxy_pids(port)
+
+
+def _process_cpu(pid: str) -> float:
+    """User + system CPU seconds of a live process (0 when it is gone)."""
+    try:
+        with open("/proc/%s/stat" % pid) as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / float(os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def registry_cpu(port: int) -> tuple:
+    """(container CPU seconds or None when not measurable here, docker-proxy CPU seconds) of a registry."""
+    path, pids = CPU_SOURCES.get(port, (None, []))
+    container = None
+    if path:
+        try:
+            with open(path) as handle:
+                text = handle.read()
+            if path.endswith("cpu.stat"):
+                container = int(dict(line.split() for line in text.splitlines())["usage_usec"]) / 1e6
+            else:
+                container = int(text) / 1e9
+        except (OSError, ValueError, KeyError):
+            container = None
+    return container, sum(_process_cpu(pid) for pid in pids)
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cpu_delta(before: dict, after: dict) -> dict:
+    """CPU seconds spent between two ``cpu_snapshot``s: source, destination, docker-proxy, tool, machine."""
+    result = {}
+    for side in ("source", "destination"):
+        was, now = before[side], after[side]
+        result[side] = round(now[0] - was[0], 2) if now[0] is not None and was[0] is not None else None
+    result["docker_proxy"] = round(sum(after[side][1] - before[side][1] for side in ("source", "destination")), 2)
+    result["tool"] = round(after["tool"] - before["tool"], 2)
+    # everything the machine did meanwhile, this copy and any other load: the cores' busy time
+    result["machine"] = round(after["machine"] - before["machine"], 2)
+    return result
+
+
+def machine_busy() -> float:
+    """CPU seconds the whole machine was busy (every core, every process: /proc/stat)."""
+    with open("/proc/stat") as handle:
+        fields = [int(v) for v in handle.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)   # idle + iowait
+    busy = sum(fields[:8]) - idle                              # user nice system idle iowait irq softirq steal
+    return busy / float(os.sysconf("SC_CLK_TCK"))
+
+
+def cpu_snapshot(port: int) -> dict:
+    return {"source": registry_cpu(SRC_PORT), "destination": registry_cpu(port), "tool": children_cpu(),
+            "machine": machine_busy()}
 
 
 # ---- corpus ------------------------------------------------------------------------------------
@@ -324,12 +445,14 @@ def proxy_delta(before: dict, after: dict, port: int) -> dict:
 
 
 class PeakRss:
-    """Polls /proc for processes whose command line contains ``marker``; keeps the max VmHWM."""
+    """Polls /proc for processes whose command line contains ``marker``; keeps the max VmHWM, and
+    the last CPU seconds seen of each (``cpu``: their sum; the last poll interval is missed)."""
 
     def __init__(self, marker: str) -> None:
         self.marker = marker.encode()
         self.peak_kib = 0
         self.pids = set()
+        self.cpu_of: dict = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -356,18 +479,28 @@ class PeakRss:
                             if line.startswith("VmHWM:"):
                                 self.pids.add(pid)
                                 self.peak_kib = max(self.peak_kib, int(line.split()[1]))
+                    self.cpu_of[pid] = max(self.cpu_of.get(pid, 0.0), _process_cpu(pid))
                 except OSError:
                     continue
             self._stop.wait(0.02)
 
+    @property
+    def cpu(self) -> float:
+        return sum(self.cpu_of.values())
 
-def timed(argv: list, env: dict, marker: str | None = None) -> dict:
+
+def timed(argv: list, env: dict, marker: str | None = None, port: int | None = None) -> dict:
+    """Run ``argv`` once: wall seconds, peak RSS of the processes matching ``marker`` (and their CPU
+    seconds), and with ``port`` (the tool's destination) the CPU the registries and the tool spent."""
+    before = cpu_snapshot(port) if port else None
     started = time.monotonic()
+    module_cpu = None
     if marker:
         with PeakRss(marker) as rss:
             proc = subprocess.run(argv, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   check=False)
         peak = rss.peak_kib / 1024.0
+        module_cpu = round(rss.cpu, 2)
     else:
         proc = subprocess.run(argv, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
         peak = None
@@ -375,7 +508,13 @@ def timed(argv: list, env: dict, marker: str | None = None) -> dict:
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
         raise SystemExit("%s failed (exit %d)" % (argv[0], proc.returncode))
-    return {"seconds": elapsed, "peak_rss_mib": peak, "stdout": proc.stdout}
+    result = {"seconds": elapsed, "peak_rss_mib": peak, "stdout": proc.stdout}
+    if port:
+        result["cpu"] = cpu_delta(before, cpu_snapshot(port))
+        if module_cpu is not None:
+            # the processes matching the marker: the AnsiballZ module process (polled, so a little low)
+            result["cpu"]["process"] = module_cpu
+    return result
 
 
 def module_result(measurement: dict) -> dict:
@@ -486,9 +625,9 @@ def fresh_registries(name: str, workdir: str) -> str:
 
 
 def counted(proxy, argv: list, env: dict, port: int, marker: str | None = None) -> tuple:
-    """``timed`` with the proxy's request and connection counts of this command (wan only)."""
+    """``timed`` (with the CPU spent) and the proxy's request and connection counts of this command (wan only)."""
     before = proxy.counts() if proxy else None
-    measurement = timed(argv, env, marker)
+    measurement = timed(argv, env, marker, port)
     return measurement, (proxy_delta(before, proxy.counts(), port) if proxy else None)
 
 
@@ -595,11 +734,11 @@ def run_scaling(args, env: dict) -> dict:
         dockyard_cmd, skopeo_cmd = write_inputs(args.workdir, repos, args.concurrency)
         warm_page_cache(src_data)
         log("[scaling %d] cold" % total)
-        row["cold"] = {"dockyard": timed(dockyard_cmd, env)}
+        row["cold"] = {"dockyard": timed(dockyard_cmd, env, port=DOCKYARD_PORT)}
         row["cold"]["module"] = module_result(row["cold"]["dockyard"])
         if os.path.exists(SKOPEO_CACHE):
             os.remove(SKOPEO_CACHE)
-        row["cold"]["skopeo"] = timed(skopeo_cmd, env)
+        row["cold"]["skopeo"] = timed(skopeo_cmd, env, port=SKOPEO_PORT)
         row["cold"]["skopeo"].pop("stdout")
         log("[scaling %d] no-op" % total)
         row["noop"] = {"dockyard": timed(dockyard_cmd, env)}
@@ -622,11 +761,11 @@ def run_rss(args, cache_dir: str, env: dict) -> dict:
     dockyard_cmd, skopeo_cmd = write_inputs(args.workdir, repos, args.concurrency)
     warm_page_cache(src_data)
     log("[rss] cold sync, both tools")
-    data["dockyard"] = timed(dockyard_cmd, env, "AnsiballZ_registry_sync")
+    data["dockyard"] = timed(dockyard_cmd, env, "AnsiballZ_registry_sync", DOCKYARD_PORT)
     data["module"] = module_result(data["dockyard"])
     if os.path.exists(SKOPEO_CACHE):
         os.remove(SKOPEO_CACHE)
-    data["skopeo"] = timed(skopeo_cmd, env, "skopeo")
+    data["skopeo"] = timed(skopeo_cmd, env, "skopeo", SKOPEO_PORT)
     data["skopeo"].pop("stdout")
     data["digests_ok"] = digests_ok(repos)
     data["load"].append(loadavg())

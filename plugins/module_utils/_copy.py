@@ -24,8 +24,8 @@ to its digest is never completed on the destination.
 
 from __future__ import annotations
 
+import queue
 import time
-from concurrent.futures import FIRST_COMPLETED, wait
 from typing import Any
 
 from ansible_collections.dockyard.registry.plugins.module_utils._errors import (
@@ -159,6 +159,10 @@ class _Executor:
         self.retry_stats = retry_stats
         self.pool: Any = None
         self.pending: dict = {}                 # future -> (on_value, on_error, is_dead)
+        # futures as they complete (their done callback puts them here): the scheduler takes
+        # one at a time, O(1) each, where ``wait(FIRST_COMPLETED)`` walked every pending future
+        # on every call (a thousand images keep a thousand futures pending)
+        self.completed: Any = queue.SimpleQueue()
         self.blobs: dict[tuple, _BlobTask] = {}     # (registry key, repo, digest) -> task
         self.owners: dict[tuple, _BlobTask] = {}    # (registry key, digest) -> the task doing the one upload
         self.known: dict[tuple, str] = {}       # (registry key, digest) -> repository that has it
@@ -175,6 +179,7 @@ class _Executor:
     def _submit(self, func, args: tuple, on_value, on_error, is_dead) -> None:
         future = self.pool.submit(func, *args)
         self.pending[future] = (on_value, on_error, is_dead)
+        future.add_done_callback(self.completed.put)
 
     def run(self) -> None:
         self.pool = worker_pool(self.concurrency)
@@ -205,29 +210,32 @@ class _Executor:
 
     def drain(self) -> None:
         while self.pending:
-            done, _not_done = wait(list(self.pending), return_when=FIRST_COMPLETED)
-            for future in done:
-                on_value, on_error, is_dead = self.pending.pop(future)
-                if future.cancelled():
-                    continue
-                try:
-                    value = future.result()
-                except RegistryError as exc:
-                    on_error(exc)
-                    continue
-                except Exception as exc:  # pylint: disable=broad-except
-                    on_error(ServerError("unexpected error: %s: %s" % (type(exc).__name__, exc)))
-                    continue
-                if is_dead():
-                    continue
-                try:
-                    on_value(value)
-                except RegistryError as exc:
-                    on_error(exc)
+            future = self.completed.get()
+            entry = self.pending.pop(future, None)
+            # None: cancelled when the run stopped, already off the books
+            if entry is not None and not future.cancelled():
+                self.settle(future, *entry)
             if self.stopping:
-                for future in list(self.pending):
-                    if future.cancel():
-                        self.pending.pop(future, None)
+                for pending in list(self.pending):
+                    if pending.cancel():
+                        self.pending.pop(pending, None)
+
+    @staticmethod
+    def settle(future, on_value, on_error, is_dead) -> None:
+        try:
+            value = future.result()
+        except RegistryError as exc:
+            on_error(exc)
+            return
+        except Exception as exc:  # pylint: disable=broad-except
+            on_error(ServerError("unexpected error: %s: %s" % (type(exc).__name__, exc)))
+            return
+        if is_dead():
+            return
+        try:
+            on_value(value)
+        except RegistryError as exc:
+            on_error(exc)
 
     def fail(self, image: _ImageRun, error: RegistryError) -> None:
         if not image.failed:
