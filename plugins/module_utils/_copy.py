@@ -149,6 +149,18 @@ class _BlobTask:
         self.error: RegistryError | None = None
 
 
+def _largest_blob_first(planned: PlannedCopy) -> int:
+    """Sort key: minus the largest blob of an image whose manifest the plan already fetched (a
+    cold repository); 0 when it is not known yet or cannot be read (the copy reports that)."""
+    manifest = planned.manifest
+    if manifest is None or manifest.is_index:
+        return 0
+    try:
+        return -max((blob.size for blob in manifest.blobs()), default=0)
+    except RegistryError:
+        return 0
+
+
 class _Executor:
     def __init__(self, plan: Plan, concurrency: int, fail_fast: bool, result: CopyResult,
                  retry_stats: Any = None) -> None:
@@ -184,7 +196,11 @@ class _Executor:
     def run(self) -> None:
         self.pool = worker_pool(self.concurrency)
         try:
-            for planned in self.plan.copies:
+            # Images with the largest known blob first (stable: the plan's order otherwise): the
+            # pool is first in, first out, so a large layer queued behind hundreds of small
+            # requests would start late and be the whole run's tail; started first, it streams
+            # while the workers copy everything else.
+            for planned in sorted(self.plan.copies, key=_largest_blob_first):
                 if planned.action != "copy":
                     continue
                 job = planned.job
@@ -260,7 +276,11 @@ class _Executor:
             self.submit(image, image.dst.manifest_head, lambda desc: self.on_top_head(node, desc),
                         dest.repository, image.planned.source_digest)
         elif prefetched is not None:
-            self.on_manifest(node, prefetched)
+            try:
+                self.on_manifest(node, prefetched)
+            except RegistryError as exc:
+                # a schema 1 or malformed manifest the plan fetched: this image fails, the run goes on
+                self.fail(image, exc)
         else:
             self.submit(image, image.src.manifest_get, lambda m: self.on_manifest(node, m),
                         job.source.repository, node.source_ref)
