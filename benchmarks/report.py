@@ -181,8 +181,42 @@ def scenario_table(name: str, data: dict, cpus: int = 0) -> list:
     floor = cpu_floor(data["cold"], cpus)
     if floor:
         lines += cpu_lines(floor)
+    noop = noop_floor(data, cpus)
+    if noop:
+        lines.append(noop_line(noop))
     lines.append("")
     return lines
+
+
+def noop_floor(data: dict, cpus: int) -> dict | None:
+    """The floor of the end-to-end no-op: Ansible's own start-up (the ping playbook, which does all
+    of its work before a module can start) plus the registries' CPU for the no-op's requests over
+    the cores; ``with_module`` adds the module process's CPU. From the median of the three module
+    runs (None for results written before these were measured)."""
+    noop = data["noop"]
+    module, ansible = noop.get("module") or {}, noop.get("floor")
+    cpu = module.get("cpu") or {}
+    if not ansible or not cpus or None in (cpu.get("source"), cpu.get("destination")):
+        return None
+    registries = cpu["source"] + cpu["destination"] + cpu["docker_proxy"] + cpu.get("latency_proxy", 0.0)
+    process = cpu.get("process")
+    skopeo = noop["skopeo"]["seconds"]
+    result = {"ansible": ansible["seconds"], "registries": registries, "process": process, "cpus": cpus,
+              "skopeo": skopeo, "seconds": noop["dockyard"]["seconds"]}
+    result["floor"] = result["ansible"] + registries / cpus
+    result["with_module"] = result["ansible"] + (registries + process) / cpus if process is not None else None
+    return result
+
+
+def noop_line(floor: dict) -> str:
+    skopeo = floor["skopeo"]
+    with_module = (", and %.2f s = **%.3f×** with the module process's own %.1f s of CPU added"
+                   % (floor["with_module"], floor["with_module"] / skopeo, floor["process"])) \
+        if floor["with_module"] is not None else ""
+    return ("No-op floor: the Ansible floor (%.2f s, before the module starts) plus the registries' CPU for the "
+            "no-op's requests (%.1f s) over %d cores is %.2f s = %.3f× skopeo's no-op%s; measured %.2f s = %.3f×."
+            % (floor["ansible"], floor["registries"], floor["cpus"], floor["floor"], floor["floor"] / skopeo,
+               with_module, floor["seconds"], floor["seconds"] / skopeo))
 
 
 def scaling_table(data: dict, cpus: int = 0) -> list:
@@ -286,7 +320,8 @@ def summary(data: dict) -> str:
         ok, _text = digests_line(scenario["digests"])
         floor = scenario["noop"].get("floor")
         cold = cpu_floor(scenario["cold"], data.get("cpus", 0))
-        notes.append("`%s`: %s, %s; %s; load %s%s%s." % (
+        noop = noop_floor(scenario, data.get("cpus", 0))
+        notes.append("`%s`: %s, %s; %s; load %s%s%s%s." % (
             name, scenario.get("when", "?"), settings(scenario), "digests identical" if ok else "DIGESTS DIFFER",
             " / ".join(scenario["load"]),
             ("; Ansible floor (a `ping` playbook) %.2f s = %.3f of skopeo's no-op"
@@ -297,7 +332,11 @@ def summary(data: dict) -> str:
              % (" and the latency proxy" if "latency_proxy" in cold["dockyard"] else "",
                 cold["dockyard"]["registries"], cold["skopeo"]["registries"], cold["cpus"], cold["floor"],
                 cold["floor"] / cold["skopeo_seconds"], cold["dockyard"]["tool"], cold["floor_with_tool"],
-                cold["floor_with_tool"] / cold["skopeo_seconds"])) if cold else ""))
+                cold["floor_with_tool"] / cold["skopeo_seconds"])) if cold else "",
+            ("; no-op floor (the Ansible floor plus the registries' CPU for the no-op over the cores) %.2f s = "
+             "%.3f×, with the module process's CPU %.2f s = %.3f×"
+             % (noop["floor"], noop["floor"] / noop["skopeo"], noop["with_module"], noop["with_module"] / noop["skopeo"]))
+            if noop and noop["with_module"] is not None else ""))
     if "rss" in data.get("scenarios", {}):
         rss = data["scenarios"]["rss"]
         lines.append("| `rss` (one %d MiB layer) | peak RSS, cold | %.1f MiB | | %.1f MiB | | ≤ 128 MiB: %s |" % (
