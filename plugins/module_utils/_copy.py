@@ -36,7 +36,7 @@ from ansible_collections.dockyard.registry.plugins.module_utils._errors import (
 )
 from ansible_collections.dockyard.registry.plugins.module_utils._manifest import Manifest
 from ansible_collections.dockyard.registry.plugins.module_utils._plan import Plan, PlannedCopy, registry_key
-from ansible_collections.dockyard.registry.plugins.module_utils._pool import PriorityPool
+from ansible_collections.dockyard.registry.plugins.module_utils._pool import worker_pool
 
 __all__ = [
     "CopyResult",
@@ -149,6 +149,18 @@ class _BlobTask:
         self.error: RegistryError | None = None
 
 
+def _largest_blob_first(planned: PlannedCopy) -> int:
+    """Sort key: minus the largest blob of an image whose manifest the plan already fetched (a
+    cold repository); 0 when it is not known yet or cannot be read (the copy reports that)."""
+    manifest = planned.manifest
+    if manifest is None or manifest.is_index:
+        return 0
+    try:
+        return -max((blob.size for blob in manifest.blobs()), default=0)
+    except RegistryError:
+        return 0
+
+
 class _Executor:
     def __init__(self, plan: Plan, concurrency: int, fail_fast: bool, result: CopyResult,
                  retry_stats: Any = None) -> None:
@@ -176,20 +188,19 @@ class _Executor:
         self._submit(func, args, callback, lambda exc: self.fail(image, exc),
                      lambda: image.failed)
 
-    def _submit(self, func, args: tuple, on_value, on_error, is_dead, priority: tuple = (0,)) -> None:
-        # manifest requests (priority 0: small, and each unlocks an image's next step) before
-        # blobs, and larger blobs before smaller ones (see run)
-        future = self.pool.submit(func, *args, priority=priority)
+    def _submit(self, func, args: tuple, on_value, on_error, is_dead) -> None:
+        future = self.pool.submit(func, *args)
         self.pending[future] = (on_value, on_error, is_dead)
         future.add_done_callback(self.completed.put)
 
     def run(self) -> None:
-        # Queued work runs by priority, not first in, first out: a large layer queued behind
-        # hundreds of small requests would start late and be the whole run's tail; started
-        # first, it streams while the other workers copy everything else.
-        self.pool = PriorityPool(self.concurrency)
+        self.pool = worker_pool(self.concurrency)
         try:
-            for planned in self.plan.copies:
+            # Images with the largest known blob first (stable: the plan's order otherwise): the
+            # pool is first in, first out, so a large layer queued behind hundreds of small
+            # requests would start late and be the whole run's tail; started first, it streams
+            # while the workers copy everything else.
+            for planned in sorted(self.plan.copies, key=_largest_blob_first):
                 if planned.action != "copy":
                     continue
                 job = planned.job
@@ -381,7 +392,7 @@ class _Executor:
         # blob failures go to every image waiting for the blob, not to one of them
         self._submit(self.copy_blob, (task, mount_from),
                      lambda outcome: self.finish_blob(task, None, outcome),
-                     lambda exc: self.finish_blob(task, exc), lambda: False, priority=(1, -max(task.size, 0)))
+                     lambda exc: self.finish_blob(task, exc), lambda: False)
 
     def finish_blob(self, task: _BlobTask, error, outcome=None) -> None:
         task.done = True

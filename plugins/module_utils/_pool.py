@@ -7,8 +7,7 @@
 """The one way this collection runs registry requests in parallel.
 
 ``parallel_map`` for "the same call over many items" (planning HEADs, tag lists, the tags of a
-digest); ``PriorityPool`` for the copy engine's scheduler, which submits as work becomes ready and
-runs manifest requests first and large blobs before small ones.
+digest); ``worker_pool`` for the copy engine's scheduler, which submits as work becomes ready.
 Both bound the threads by ``concurrency``; the threads share a pool of keep-alive connections
 (see :mod:`_transport`), so the bound is also the most connections opened to one registry.
 
@@ -20,14 +19,12 @@ other side could use): it grows while the completed requests per second grow, an
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable, Sequence, TypeVar
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Sequence, TypeVar
 
-__all__ = ["AdaptiveLimit", "PriorityPool", "parallel_map", "worker_pool"]
+__all__ = ["AdaptiveLimit", "parallel_map", "worker_pool"]
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -36,74 +33,6 @@ _R = TypeVar("_R")
 def worker_pool(concurrency: int) -> ThreadPoolExecutor:
     """A bounded pool of at least one worker thread (use it as a context manager)."""
     return ThreadPoolExecutor(max_workers=max(1, int(concurrency)), thread_name_prefix="dockyard")
-
-
-class PriorityPool:
-    """Like a ``ThreadPoolExecutor`` of ``concurrency`` threads, but the queued calls run lowest
-    ``priority`` first (then in submission order) instead of first in, first out: the copy engine
-    runs manifest requests before blobs and large blobs before small ones, so a large layer does not
-    wait behind hundreds of small requests and become the run's tail.
-
-    ``submit(func, *args, priority=...)`` returns a ``concurrent.futures.Future`` (cancel, callbacks
-    and results as usual); ``shutdown(wait=True)`` lets the queued calls finish, like the executor's.
-    Threads start as calls are queued, up to ``concurrency``. Use it as a context manager."""
-
-    def __init__(self, concurrency: int) -> None:
-        self.concurrency = max(1, int(concurrency))
-        self._queue: list = []
-        self._order = itertools.count()
-        self._cond = threading.Condition()
-        self._threads: list[threading.Thread] = []
-        self._idle = 0
-        self._closed = False
-
-    def submit(self, func: Callable[..., Any], *args: Any, priority: Any = (0,)) -> Future:
-        future: Future = Future()
-        with self._cond:
-            if self._closed:
-                raise RuntimeError("cannot submit to a pool that was shut down")
-            heapq.heappush(self._queue, (priority, next(self._order), future, func, args))
-            if self._idle:
-                # one waiting thread per queued call (counted here, so two quick submits wake two)
-                self._idle -= 1
-                self._cond.notify()
-            elif len(self._threads) < self.concurrency:
-                thread = threading.Thread(target=self._work, name="dockyard-%d" % len(self._threads), daemon=True)
-                self._threads.append(thread)
-                thread.start()
-        return future
-
-    def _work(self) -> None:
-        while True:
-            with self._cond:
-                while not self._queue:
-                    if self._closed:
-                        return
-                    self._idle += 1     # the submit that wakes this thread takes it off again
-                    self._cond.wait()
-                _priority, _order, future, func, args = heapq.heappop(self._queue)
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                result = func(*args)
-            except BaseException as exc:  # pylint: disable=broad-except  # handed to the future's owner
-                future.set_exception(exc)
-            else:
-                future.set_result(result)
-
-    def shutdown(self, wait: bool = True) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-        if wait:
-            for thread in self._threads:
-                thread.join()
-
-    def __enter__(self) -> "PriorityPool":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.shutdown(wait=True)
 
 
 def parallel_map(func: Callable[[_T], _R], items: Sequence[_T], concurrency: int) -> list[_R]:

@@ -4,15 +4,13 @@
 
 """The adaptive limit of requests in flight, driven by a fake clock: a registry whose
 throughput grows with the limit, one that saturates, one that rate-limits, one whose latency
-collapses. The priority pool the copy engine runs its requests on."""
+collapses."""
 
 from __future__ import annotations
 
 import threading
 
-import pytest
-
-from ansible_collections.dockyard.registry.plugins.module_utils._pool import AdaptiveLimit, PriorityPool, parallel_map
+from ansible_collections.dockyard.registry.plugins.module_utils._pool import AdaptiveLimit, parallel_map
 
 
 class Clock:
@@ -142,56 +140,3 @@ def test_threads_never_have_more_in_flight_than_the_limit_while_it_adapts():
 def test_parallel_map_keeps_input_order():
     assert parallel_map(lambda x: x * 2, [3, 1, 2], 4) == [6, 2, 4]
     assert parallel_map(lambda x: x, [], 4) == []
-
-
-def test_priority_pool_runs_queued_calls_lowest_priority_first_then_in_submission_order():
-    ran, gate = [], threading.Event()
-    with PriorityPool(1) as pool:
-        blocker = pool.submit(gate.wait, 10)        # holds the only worker while the rest queue up
-        futures = [pool.submit(ran.append, name, priority=priority) for name, priority in
-                   [("small", (1, -10)), ("manifest-a", (0,)), ("large", (1, -1000)), ("manifest-b", (0,)),
-                    ("medium", (1, -100))]]
-        gate.set()
-    assert blocker.result() is True
-    assert all(future.done() for future in futures)
-    assert ran == ["manifest-a", "manifest-b", "large", "medium", "small"]
-
-
-def test_priority_pool_futures_carry_results_exceptions_and_cancellation():
-    gate = threading.Event()
-    with PriorityPool(1) as pool:
-        pool.submit(gate.wait, 10)
-        value = pool.submit(lambda x: x * 2, 21)
-        error = pool.submit(int, "not a number")
-        cancelled = pool.submit(lambda: pytest.fail("a cancelled call ran"))
-        assert cancelled.cancel()
-        gate.set()
-    assert value.result() == 42
-    assert isinstance(error.exception(), ValueError)
-    assert cancelled.cancelled()
-    with pytest.raises(RuntimeError):
-        pool.submit(int, "1")
-
-
-def test_priority_pool_uses_up_to_concurrency_threads_and_no_more():
-    inside, peak, lock = [0], [0], threading.Lock()
-    release = threading.Event()
-
-    def work():
-        with lock:
-            inside[0] += 1
-            peak[0] = max(peak[0], inside[0])
-        release.wait(10)
-        with lock:
-            inside[0] -= 1
-
-    with PriorityPool(3) as pool:
-        futures = [pool.submit(work) for _ in range(12)]
-        for _ in range(200):
-            if peak[0] == 3:
-                break
-            threading.Event().wait(0.01)
-        release.set()
-    assert all(future.done() and future.exception() is None for future in futures)
-    assert peak[0] == 3
-    assert len(pool._threads) == 3  # pylint: disable=protected-access
