@@ -149,18 +149,6 @@ class _BlobTask:
         self.error: RegistryError | None = None
 
 
-def _largest_blob_first(planned: PlannedCopy) -> int:
-    """Sort key: minus the largest blob of an image whose manifest the plan already fetched (a
-    cold repository); 0 when it is not known yet or cannot be read (the copy reports that)."""
-    manifest = planned.manifest
-    if manifest is None or manifest.is_index:
-        return 0
-    try:
-        return -max((blob.size for blob in manifest.blobs()), default=0)
-    except RegistryError:
-        return 0
-
-
 class _Executor:
     def __init__(self, plan: Plan, concurrency: int, fail_fast: bool, result: CopyResult,
                  retry_stats: Any = None) -> None:
@@ -196,11 +184,7 @@ class _Executor:
     def run(self) -> None:
         self.pool = worker_pool(self.concurrency)
         try:
-            # Images with the largest known blob first (stable: the plan's order otherwise): the
-            # pool is first in, first out, so a large layer queued behind hundreds of small
-            # requests would start late and be the whole run's tail; started first, it streams
-            # while the workers copy everything else.
-            for planned in sorted(self.plan.copies, key=_largest_blob_first):
+            for planned in self.plan.copies:
                 if planned.action != "copy":
                     continue
                 job = planned.job

@@ -240,20 +240,6 @@ def test_a_schema1_manifest_fetched_while_planning_fails_only_its_image(src, dst
     assert "v2" not in dst.tags["a"]
 
 
-def test_the_largest_known_blob_starts_first(src, dst):
-    # one worker, so the order of the uploads is the order of submission: the image with the
-    # large layer comes last in the plan but its layer is sent before the small images' layers
-    for tag in ("1", "2", "3"):
-        src.add_image("app", tag, [b"small-" + tag.encode()])
-    src.add_image("app", "big", [b"B" * 300000])
-    jobs = [job("src.example:5000/app:%s" % t, "dst.example:5000/app:%s" % t) for t in ("1", "2", "3", "big")]
-    plan, result = run(src, dst, jobs, concurrency=1)
-    assert plan.copies[-1].manifest is not None, "the test needs the plan to have fetched app:big"
-    assert result.failed == [] and len(result.copied) == 4
-    uploads = [e[2] for e in dst.events if e[0] == "blob"]
-    assert uploads.index(sha(b"B" * 300000)) < min(uploads.index(sha(b"small-" + t.encode())) for t in "123")
-
-
 def test_missing_source_is_reported_per_image(src, dst):
     src.add_image("a", "v1", [b"x"])
     _plan, result = run(src, dst, [job("src.example:5000/a:v1", "dst.example:5000/a:v1"),
