@@ -59,8 +59,8 @@ def cpu_floor(run: dict, cpus: int) -> dict | None:
     """The CPU floor of one measured run (both tools), from the ``cpu`` run.py recorded: None when the
     registries' CPU was not measurable (no cgroup CPU file found, or an older latest.json).
 
-    ``registries``: what the two registries (and the docker-proxy processes in front of them) spent
-    serving dockyard's requests; on ``cpus`` cores the copy cannot finish in less than
+    ``registries``: what the two registries (and the docker-proxy processes in front of them, and in
+    the wan scenario the latency proxy, the simulated network) spent serving dockyard's requests; on ``cpus`` cores the copy cannot finish in less than
     ``registries / cpus`` seconds, whatever the client does; ``with_tool`` adds dockyard's own CPU
     (ansible-playbook and the module), the floor of this run as made."""
     ours, theirs = run["dockyard"].get("cpu"), run["skopeo"].get("cpu")
@@ -70,7 +70,7 @@ def cpu_floor(run: dict, cpus: int) -> dict | None:
     skopeo_seconds = run["skopeo"]["seconds"]
 
     def side(cpu: dict) -> dict:
-        registries = cpu["source"] + cpu["destination"] + cpu["docker_proxy"]
+        registries = cpu["source"] + cpu["destination"] + cpu["docker_proxy"] + cpu.get("latency_proxy", 0.0)
         return dict(cpu, registries=registries, total=registries + cpu["tool"])
 
     result = {"cpus": cpus, "dockyard": side(ours), "skopeo": side(theirs), "skopeo_seconds": skopeo_seconds,
@@ -86,26 +86,39 @@ def cpu_floor(run: dict, cpus: int) -> dict | None:
 
 
 def cpu_lines(floor: dict) -> list:
-    """The CPU floor of a cold sync in words (full report)."""
-    ours, theirs, cpus, skopeo = floor["dockyard"], floor["skopeo"], floor["cpus"], floor["skopeo_seconds"]
+    """The CPU floor of a cold sync in words (full report). In the wan scenario the latency proxy, the
+    network both tools cross, is counted with the registries."""
+    ours, theirs = floor["dockyard"], floor["skopeo"]
     module = (", of which the module process %.1f s" % ours["process"]) if ours.get("process") is not None else ""
+    wan = "latency_proxy" in ours and "latency_proxy" in theirs
+    keys = ("source", "destination", "docker_proxy") + (("latency_proxy",) if wan else ())
+    names = "source %.1f s, destination %.1f s, docker-proxy %.1f s" + (", latency proxy %.1f s" if wan else "")
     return [
         "CPU during the cold sync (each registry container's cgroup, the docker-proxy processes in front of them, "
-        "the tool's process tree): for registry_sync's copy the registries spent %.1f s (source %.1f s, destination "
-        "%.1f s, docker-proxy %.1f s) and `ansible-playbook` with the module %.1f s%s; for skopeo's copy the "
-        "registries spent %.1f s (%.1f / %.1f / %.1f s) and skopeo %.1f s."
-        % (ours["registries"], ours["source"], ours["destination"], ours["docker_proxy"], ours["tool"], module,
-           theirs["registries"], theirs["source"], theirs["destination"], theirs["docker_proxy"], theirs["tool"]),
+        "%sthe tool's process tree): for registry_sync's copy the registries%s spent %.1f s (%s) and "
+        "`ansible-playbook` with the module %.1f s%s; for skopeo's copy %.1f s (%s s) and skopeo %.1f s."
+        % ("the latency proxy, " if wan else "", " and the latency proxy" if wan else "", ours["registries"],
+           names % tuple(ours[k] for k in keys), ours["tool"], module, theirs["registries"],
+           " / ".join("%.1f" % theirs[k] for k in keys), theirs["tool"]),
+    ] + floor_lines(floor)
+
+
+def floor_lines(floor: dict) -> list:
+    """The floor and how busy the cores were, in words (both kinds of cold run)."""
+    ours, cpus, skopeo = floor["dockyard"], floor["cpus"], floor["skopeo_seconds"]
+    return [
         "Floor: on %d cores registry_sync's copy cannot finish before %.1f s / %d = %.1f s = **%.3f× skopeo's "
-        "time** (the registries' CPU alone, which any client pays for these requests), nor before %.1f s = %.3f× "
+        "time** (the registries' CPU%s alone, which any client pays for these requests), nor before %.1f s = %.3f× "
         "with its own CPU added; measured %.2f s = %.3f× (module %s)."
-        % (cpus, ours["registries"], cpus, floor["floor"], floor["floor"] / skopeo, floor["floor_with_tool"],
+        % (cpus, ours["registries"], cpus, floor["floor"], floor["floor"] / skopeo,
+           " and the latency proxy's" if "latency_proxy" in ours else "", floor["floor_with_tool"],
            floor["floor_with_tool"] / skopeo, floor["seconds"], floor["seconds"] / skopeo,
            ("%.2f s = %.3f×" % (floor["module"], floor["module"] / skopeo)) if floor["module"] is not None else "-"),
     ] + ([
         "During registry_sync's cold run the cores were %.0f%% busy with its processes (registries, docker-proxy, "
-        "ansible-playbook and the module) and %.0f%% busy in all (/proc/stat: anything else running is the "
-        "difference)." % (100 * floor["busy"], 100 * floor["machine_busy"])
+        "%sansible-playbook and the module) and %.0f%% busy in all (/proc/stat: anything else running is the "
+        "difference)." % (100 * floor["busy"], "the latency proxy, " if "latency_proxy" in ours else "",
+                          100 * floor["machine_busy"])
     ] if floor.get("machine_busy") is not None else [])
 
 
@@ -168,8 +181,42 @@ def scenario_table(name: str, data: dict, cpus: int = 0) -> list:
     floor = cpu_floor(data["cold"], cpus)
     if floor:
         lines += cpu_lines(floor)
+    noop = noop_floor(data, cpus)
+    if noop:
+        lines.append(noop_line(noop))
     lines.append("")
     return lines
+
+
+def noop_floor(data: dict, cpus: int) -> dict | None:
+    """The floor of the end-to-end no-op: Ansible's own start-up (the ping playbook, which does all
+    of its work before a module can start) plus the registries' CPU for the no-op's requests over
+    the cores; ``with_module`` adds the module process's CPU. From the median of the three module
+    runs (None for results written before these were measured)."""
+    noop = data["noop"]
+    module, ansible = noop.get("module") or {}, noop.get("floor")
+    cpu = module.get("cpu") or {}
+    if not ansible or not cpus or None in (cpu.get("source"), cpu.get("destination")):
+        return None
+    registries = cpu["source"] + cpu["destination"] + cpu["docker_proxy"] + cpu.get("latency_proxy", 0.0)
+    process = cpu.get("process")
+    skopeo = noop["skopeo"]["seconds"]
+    result = {"ansible": ansible["seconds"], "registries": registries, "process": process, "cpus": cpus,
+              "skopeo": skopeo, "seconds": noop["dockyard"]["seconds"]}
+    result["floor"] = result["ansible"] + registries / cpus
+    result["with_module"] = result["ansible"] + (registries + process) / cpus if process is not None else None
+    return result
+
+
+def noop_line(floor: dict) -> str:
+    skopeo = floor["skopeo"]
+    with_module = (", and %.2f s = **%.3f×** with the module process's own %.1f s of CPU added"
+                   % (floor["with_module"], floor["with_module"] / skopeo, floor["process"])) \
+        if floor["with_module"] is not None else ""
+    return ("No-op floor: the Ansible floor (%.2f s, before the module starts) plus the registries' CPU for the "
+            "no-op's requests (%.1f s) over %d cores is %.2f s = %.3f× skopeo's no-op%s; measured %.2f s = %.3f×."
+            % (floor["ansible"], floor["registries"], floor["cpus"], floor["floor"], floor["floor"] / skopeo,
+               with_module, floor["seconds"], floor["seconds"] / skopeo))
 
 
 def scaling_table(data: dict, cpus: int = 0) -> list:
@@ -273,17 +320,23 @@ def summary(data: dict) -> str:
         ok, _text = digests_line(scenario["digests"])
         floor = scenario["noop"].get("floor")
         cold = cpu_floor(scenario["cold"], data.get("cpus", 0))
-        notes.append("`%s`: %s, %s; %s; load %s%s%s." % (
+        noop = noop_floor(scenario, data.get("cpus", 0))
+        notes.append("`%s`: %s, %s; %s; load %s%s%s%s." % (
             name, scenario.get("when", "?"), settings(scenario), "digests identical" if ok else "DIGESTS DIFFER",
             " / ".join(scenario["load"]),
             ("; Ansible floor (a `ping` playbook) %.2f s = %.3f of skopeo's no-op"
              % (floor["seconds"], floor["seconds"] / scenario["noop"]["skopeo"]["seconds"])) if floor else "",
-            ("; cold CPU floor: the registries spent %.1f s of CPU serving registry_sync's copy (%.1f s serving "
+            ("; cold CPU floor: the registries%s spent %.1f s of CPU serving registry_sync's copy (%.1f s serving "
              "skopeo's), so on %d cores it cannot finish before %.1f s = %.3f× skopeo's time; with its own %.1f s of "
              "CPU (ansible-playbook and the module) %.1f s = %.3f×"
-             % (cold["dockyard"]["registries"], cold["skopeo"]["registries"], cold["cpus"], cold["floor"],
+             % (" and the latency proxy" if "latency_proxy" in cold["dockyard"] else "",
+                cold["dockyard"]["registries"], cold["skopeo"]["registries"], cold["cpus"], cold["floor"],
                 cold["floor"] / cold["skopeo_seconds"], cold["dockyard"]["tool"], cold["floor_with_tool"],
-                cold["floor_with_tool"] / cold["skopeo_seconds"])) if cold and not scenario.get("delay") else ""))
+                cold["floor_with_tool"] / cold["skopeo_seconds"])) if cold else "",
+            ("; no-op floor (the Ansible floor plus the registries' CPU for the no-op over the cores) %.2f s = "
+             "%.3f×, with the module process's CPU %.2f s = %.3f×"
+             % (noop["floor"], noop["floor"] / noop["skopeo"], noop["with_module"], noop["with_module"] / noop["skopeo"]))
+            if noop and noop["with_module"] is not None else ""))
     if "rss" in data.get("scenarios", {}):
         rss = data["scenarios"]["rss"]
         lines.append("| `rss` (one %d MiB layer) | peak RSS, cold | %.1f MiB | | %.1f MiB | | ≤ 128 MiB: %s |" % (

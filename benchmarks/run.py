@@ -186,6 +186,8 @@ def warm_page_cache(path: str) -> int:
 # the module, or skopeo).
 
 CPU_SOURCES: dict = {}  # port -> (cgroup CPU file or None, docker-proxy pids)
+# the wan scenario's latency proxy while it runs: part of the simulated network both tools pay for
+LATENCY_PROXY_PIDS: list = []
 
 
 def _cgroup_cpu_file(pid: str) -> str | None:
@@ -269,6 +271,8 @@ def cpu_delta(before: dict, after: dict) -> dict:
         result[side] = round(now[0] - was[0], 2) if now[0] is not None and was[0] is not None else None
     result["docker_proxy"] = round(sum(after[side][1] - before[side][1] for side in ("source", "destination")), 2)
     result["tool"] = round(after["tool"] - before["tool"], 2)
+    if "latency_proxy" in before and "latency_proxy" in after:
+        result["latency_proxy"] = round(after["latency_proxy"] - before["latency_proxy"], 2)
     # everything the machine did meanwhile, this copy and any other load: the cores' busy time
     result["machine"] = round(after["machine"] - before["machine"], 2)
     return result
@@ -284,8 +288,11 @@ def machine_busy() -> float:
 
 
 def cpu_snapshot(port: int) -> dict:
-    return {"source": registry_cpu(SRC_PORT), "destination": registry_cpu(port), "tool": children_cpu(),
-            "machine": machine_busy()}
+    snapshot = {"source": registry_cpu(SRC_PORT), "destination": registry_cpu(port), "tool": children_cpu(),
+                "machine": machine_busy()}
+    if LATENCY_PROXY_PIDS:
+        snapshot["latency_proxy"] = sum(_process_cpu(str(pid)) for pid in LATENCY_PROXY_PIDS)
+    return snapshot
 
 
 # ---- corpus ------------------------------------------------------------------------------------
@@ -406,6 +413,7 @@ class LatencyProxy:
         for listen, target in PROXY_ROUTES.items():
             argv += ["--route", "%d:%d" % (listen, target)]
         self.proc = subprocess.Popen(argv)  # pylint: disable=consider-using-with
+        LATENCY_PROXY_PIDS.append(self.proc.pid)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -429,6 +437,8 @@ class LatencyProxy:
         return json.loads(data.decode())
 
     def stop(self) -> None:
+        if self.proc.pid in LATENCY_PROXY_PIDS:
+            LATENCY_PROXY_PIDS.remove(self.proc.pid)
         self.proc.terminate()
         self.proc.wait(30)
 
@@ -664,15 +674,17 @@ def run_scenario(name: str, args, repos_n: int, tags_n: int, noop_runs: int, cac
         data["load"].append(loadavg())
 
         log("[%s] no-op re-sync (hyperfine)" % name)
-        commands = {"dockyard": dockyard_cmd, "skopeo": skopeo_cmd}
-        if not wan:
-            commands["ansible-floor"] = floor_cmd
+        # the Ansible floor in every scenario: a ping task crosses no network, so it is the same
+        # start-up cost with or without the latency proxy
+        commands = {"dockyard": dockyard_cmd, "skopeo": skopeo_cmd, "ansible-floor": floor_cmd}
         noop = hyperfine(commands, env, args.workdir, noop_runs)
         # a few more (untimed by hyperfine) runs for the module's own view of a no-op: the median
         runs = []
         for _run in range(3):
-            measurement, traffic = counted(proxy, dockyard_cmd, env, DOCKYARD_PORT)
-            runs.append(dict(module_result(measurement), traffic=traffic))
+            measurement, traffic = counted(proxy, dockyard_cmd, env, DOCKYARD_PORT, "AnsiballZ_registry_sync")
+            # with the CPU the registries and the module process spent: the no-op's floor
+            runs.append(dict(module_result(measurement), traffic=traffic, cpu=measurement.get("cpu"),
+                             seconds=measurement["seconds"]))
         runs.sort(key=lambda r: r["duration"])
         data["noop"] = {"dockyard": noop["dockyard"], "skopeo": noop["skopeo"], "floor": noop.get("ansible-floor"),
                         "module": runs[1], "module_runs": [r["duration"] for r in runs]}

@@ -260,7 +260,11 @@ class _Executor:
             self.submit(image, image.dst.manifest_head, lambda desc: self.on_top_head(node, desc),
                         dest.repository, image.planned.source_digest)
         elif prefetched is not None:
-            self.on_manifest(node, prefetched)
+            try:
+                self.on_manifest(node, prefetched)
+            except RegistryError as exc:
+                # a schema 1 or malformed manifest the plan fetched: this image fails, the run goes on
+                self.fail(image, exc)
         else:
             self.submit(image, image.src.manifest_get, lambda m: self.on_manifest(node, m),
                         job.source.repository, node.source_ref)

@@ -27,8 +27,11 @@ from ansible_collections.dockyard.registry.plugins.module_utils._reference impor
 __all__ = ["registry_sync", "RegistrySync", "INITIAL_IN_FLIGHT"]
 
 # Requests in flight per registry at the start of a run; AdaptiveLimit grows it up to
-# ``concurrency`` while the throughput grows.
-INITIAL_IN_FLIGHT = 8
+# ``concurrency`` while the throughput grows. 16, not 8: through a 50 ms round trip the planning
+# phase (a manifest GET per tag of a cold repository) took 0.63 s at 8 and 0.44 s at 16, and the
+# whole cold copy of the bench's wan corpus 5.4 s against 5.1 s (3 runs each); on loopback, where
+# the registries' CPU bounds the copy, fixed limits of 8, 16 and 32 measured the same.
+INITIAL_IN_FLIGHT = 16
 
 
 class RegistrySync:

@@ -138,7 +138,7 @@ options:
     description:
       - The most requests in flight to each registry, and the number of workers for the whole run (images and
         blobs together), so also the most connections opened to each registry.
-      - Below this cap the number adapts, per registry. It starts at V(8) (or this value when lower), grows while
+      - Below this cap the number adapts, per registry. It starts at V(16) (or this value when lower), grows while
         the requests completed per second grow, halves when the registry answers C(429) or C(503), and shrinks
         when its latency collapses. RV(in_flight) reports where it ended.
       - Lower it for a registry that must not see more than this many requests at once; V(1) copies one request

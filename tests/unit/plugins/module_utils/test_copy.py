@@ -8,6 +8,8 @@ targets)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from ansible_collections.dockyard.registry.plugins.module_utils import _copy
@@ -220,6 +222,22 @@ def test_failure_of_one_image_does_not_stop_the_others(src, dst):
     assert sorted(result.copied) == ["dst.example:5000/a:v1", "dst.example:5000/c:v1"]
     assert result.failed == [{"reference": "dst.example:5000/b:v1", "source": "src.example:5000/b:v1",
                               "error": "boom", "error_kind": "server_error"}]
+
+
+def test_a_schema1_manifest_fetched_while_planning_fails_only_its_image(src, dst):
+    # a cold repository: the plan fetches the manifests of every tag after the first, so the
+    # schema 1 manifest reaches the engine already fetched, and must fail that image alone
+    src.add_image("a", "v1", [b"layer-1"])
+    raw = json.dumps({"schemaVersion": 1, "name": "a", "tag": "v2", "fsLayers": [], "history": []}).encode()
+    src.manifests["a"][sha(raw)] = ("application/vnd.docker.distribution.manifest.v1+json", raw)
+    src.tags["a"]["v2"] = sha(raw)
+    src.add_image("a", "v3", [b"layer-3"])
+    jobs = [job("src.example:5000/a:%s" % t, "dst.example:5000/a:%s" % t) for t in ("v1", "v2", "v3")]
+    plan, result = run(src, dst, jobs)
+    assert plan.copies[1].manifest is not None, "the test needs the plan to have fetched v2"
+    assert sorted(result.copied) == ["dst.example:5000/a:v1", "dst.example:5000/a:v3"]
+    assert [(f["reference"], f["error_kind"]) for f in result.failed] == [("dst.example:5000/a:v2", "unsupported")]
+    assert "v2" not in dst.tags["a"]
 
 
 def test_missing_source_is_reported_per_image(src, dst):
