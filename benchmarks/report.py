@@ -55,12 +55,18 @@ def digests_line(check: dict) -> tuple:
     return ok, ("identical on both sides" if ok else "DIFFERENCES: %s" % json.dumps(check))
 
 
+def registries_cpu(cpu: dict) -> float:
+    """CPU seconds the registries, their docker-proxy processes and (wan) the latency proxy spent."""
+    return cpu["source"] + cpu["destination"] + cpu["docker_proxy"] + cpu.get("latency_proxy", 0.0)
+
+
 def cpu_floor(run: dict, cpus: int) -> dict | None:
     """The CPU floor of one measured run (both tools), from the ``cpu`` run.py recorded: None when the
     registries' CPU was not measurable (no cgroup CPU file found, or an older latest.json).
 
     ``registries``: what the two registries (and the docker-proxy processes in front of them, and in
-    the wan scenario the latency proxy, the simulated network) spent serving dockyard's requests; on ``cpus`` cores the copy cannot finish in less than
+    the wan scenario the latency proxy, the simulated network) spent serving dockyard's requests
+    (``registries_cpu``); on ``cpus`` cores the copy cannot finish in less than
     ``registries / cpus`` seconds, whatever the client does; ``with_tool`` adds dockyard's own CPU
     (ansible-playbook and the module), the floor of this run as made."""
     ours, theirs = run["dockyard"].get("cpu"), run["skopeo"].get("cpu")
@@ -70,7 +76,7 @@ def cpu_floor(run: dict, cpus: int) -> dict | None:
     skopeo_seconds = run["skopeo"]["seconds"]
 
     def side(cpu: dict) -> dict:
-        registries = cpu["source"] + cpu["destination"] + cpu["docker_proxy"] + cpu.get("latency_proxy", 0.0)
+        registries = registries_cpu(cpu)
         return dict(cpu, registries=registries, total=registries + cpu["tool"])
 
     result = {"cpus": cpus, "dockyard": side(ours), "skopeo": side(theirs), "skopeo_seconds": skopeo_seconds,
@@ -198,7 +204,7 @@ def noop_floor(data: dict, cpus: int) -> dict | None:
     cpu = module.get("cpu") or {}
     if not ansible or not cpus or None in (cpu.get("source"), cpu.get("destination")):
         return None
-    registries = cpu["source"] + cpu["destination"] + cpu["docker_proxy"] + cpu.get("latency_proxy", 0.0)
+    registries = registries_cpu(cpu)
     process = cpu.get("process")
     skopeo = noop["skopeo"]["seconds"]
     result = {"ansible": ansible["seconds"], "registries": registries, "process": process, "cpus": cpus,
@@ -335,7 +341,8 @@ def summary(data: dict) -> str:
                 cold["floor_with_tool"] / cold["skopeo_seconds"])) if cold else "",
             ("; no-op floor (the Ansible floor plus the registries' CPU for the no-op over the cores) %.2f s = "
              "%.3f×, with the module process's CPU %.2f s = %.3f×"
-             % (noop["floor"], noop["floor"] / noop["skopeo"], noop["with_module"], noop["with_module"] / noop["skopeo"]))
+             % (noop["floor"], noop["floor"] / noop["skopeo"], noop["with_module"],
+                noop["with_module"] / noop["skopeo"]))
             if noop and noop["with_module"] is not None else ""))
     if "rss" in data.get("scenarios", {}):
         rss = data["scenarios"]["rss"]
