@@ -37,13 +37,7 @@ from ansible_collections.dockyard.registry.plugins.module_utils import _command,
 from ansible_collections.dockyard.registry.plugins.module_utils import _runtime_config as rc
 from ansible_collections.dockyard.registry.plugins.module_utils._errors import InvalidInput, RegistryError
 
-try:
-    import tomllib as _toml  # Python 3.11+
-except ImportError:  # pragma: no cover - depends on the managed node's Python
-    try:
-        import tomli as _toml  # type: ignore[no-redef]
-    except ImportError:
-        _toml = None  # type: ignore[assignment]
+_toml = rc.toml_parser()
 
 __all__ = [
     "Change",

@@ -70,13 +70,7 @@ from ansible_collections.dockyard.registry.plugins.module_utils._reference impor
 )
 from ansible_collections.dockyard.registry.plugins.module_utils._transport import HttpTransport, tls_context
 
-try:
-    import tomllib as _toml  # Python 3.11+
-except ImportError:  # pragma: no cover - depends on the managed node's Python
-    try:
-        import tomli as _toml  # type: ignore[no-redef]
-    except ImportError:
-        _toml = None  # type: ignore[assignment]
+_toml = rc.toml_parser()
 
 __all__ = [
     "CHECK_NAMES",

@@ -31,6 +31,14 @@ from dataclasses import dataclass, field
 
 from ansible_collections.dockyard.registry.plugins.module_utils._errors import InvalidInput
 
+try:
+    import tomllib as _toml  # Python 3.11+
+except ImportError:  # pragma: no cover - depends on the managed node's Python
+    try:
+        import tomli as _toml  # type: ignore[no-redef]
+    except ImportError:
+        _toml = None  # type: ignore[assignment]
+
 __all__ = [
     "MARKER",
     "DOCKER_HUB_UPSTREAM",
@@ -51,6 +59,7 @@ __all__ = [
     "set_containerd_config_path",
     "path_covers",
     "file_name_for",
+    "toml_parser",
 ]
 
 MARKER = ("# Managed by dockyard.registry (role registry_client). Rewritten on every run;"
@@ -409,3 +418,9 @@ def set_containerd_config_path(text: str, config_path: str) -> str:
         "  " + value_line,
     ])
     return "\n".join(lines) + "\n"
+
+
+def toml_parser():
+    """The TOML parser of this Python (``tomllib`` from 3.11, ``tomli`` before it when installed),
+    or None when it has neither; its ``loads`` raises a ``ValueError`` on bad TOML."""
+    return _toml

@@ -318,3 +318,14 @@ def test_set_config_path_replaces_existing_value():
 def test_set_config_path_version_1():
     data = toml(rc.set_containerd_config_path("[plugins.cri]\n  x = 1\n", "/c"))
     assert data["plugins"]["cri"] == {"x": 1, "registry": {"config_path": "/c"}}
+
+
+def test_toml_parser_is_the_one_both_checks_use():
+    parser = rc.toml_parser()
+    if tomllib is None:
+        pytest.skip("tomllib needs Python 3.11")
+    assert parser is tomllib
+    assert parser.loads('version = 2\n[plugins."io.containerd.grpc.v1.cri".registry]\nconfig_path = "/c"\n') == {
+        "version": 2, "plugins": {"io.containerd.grpc.v1.cri": {"registry": {"config_path": "/c"}}}}
+    with pytest.raises(ValueError):
+        parser.loads("version = = 2")
