@@ -135,8 +135,17 @@ down)
     for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
   fi
   ip link show dyrc0 >/dev/null 2>&1 && ip link delete dyrc0
-  grep -vF "$hosts_line" /etc/hosts > /etc/hosts.dyrc || true
-  cat /etc/hosts.dyrc > /etc/hosts && rm -f /etc/hosts.dyrc
+  # Rewritten in place (a bind-mounted /etc/hosts cannot be replaced by a rename), and never
+  # emptied on the way: the other integration lane resolves localhost all the time, and a
+  # truncate-then-write (`cat x > /etc/hosts`) left it without a localhost line for a moment.
+  # Overwrite the bytes (the lines before ours, localhost among them, stay as they are), then cut
+  # the old tail off.
+  if grep -qF "$hosts_line" /etc/hosts; then
+    grep -vF "$hosts_line" /etc/hosts > /etc/hosts.dyrc || true
+    dd if=/etc/hosts.dyrc of=/etc/hosts conv=notrunc status=none
+    truncate -s "$(stat -c %s /etc/hosts.dyrc)" /etc/hosts
+    rm -f /etc/hosts.dyrc
+  fi
   for path in /var/lib/dyrc-docker /var/lib/dyrc-containerd /run/dyrc-containerd; do
     if [ -d "$path" ]; then
       # unmount what a daemon left mounted below it before deleting
