@@ -109,7 +109,9 @@ if [ -z "$targets" ]; then
     case $lane in
       1) lane1="$lane1 $target" ;;
       2) lane2="$lane2 $target" ;;
-      *) echo "==> $target has no lane in hack/integration-lanes: it runs in lane 1" >&2
+      '') echo "==> $target is not in hack/integration-lanes: it runs in lane 1 (add it there with its lane and reason)" >&2
+         lane1="$lane1 $target" ;;
+      *) echo "==> $target has lane \"$lane\" in hack/integration-lanes, which is not 1 or 2: it runs in lane 1" >&2
          lane1="$lane1 $target" ;;
     esac
   done
