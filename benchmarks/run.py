@@ -899,7 +899,8 @@ def main(argv: list | None = None) -> int:
             write_atomically(latest, json.dumps(data, indent=2))
             text = report.full_report(data)
             write_atomically(os.path.join(args.results, "latest.md"), text)
-            log("%s done after %.1f min" % (name, (time.monotonic() - started) / 60))
+            log("%s done in %.1f min (%.1f min since the start)"
+                % (name, result["minutes"], (time.monotonic() - started) / 60))
         if args.update_docs:
             report.update_docs(data)
             log("README.md and benchmarks/README.md: generated tables rewritten from %s" % latest)
