@@ -308,12 +308,26 @@ def platform_matches(platform: dict | None, wanted: Sequence[tuple[str, str, str
     return False
 
 
+_ATTESTATION = "attestation-manifest"  # vnd.docker.reference.type of BuildKit's attestations
+
+
+def _attests(descriptor: dict, digests: set) -> bool:
+    """Whether an index entry is BuildKit's attestation manifest for one of ``digests``
+    (annotations ``vnd.docker.reference.type`` and ``vnd.docker.reference.digest``)."""
+    annotations = descriptor.get("annotations")
+    if not isinstance(annotations, dict):
+        return False
+    return (annotations.get("vnd.docker.reference.type") == _ATTESTATION
+            and annotations.get("vnd.docker.reference.digest") in digests)
+
+
 def _all_platforms(platforms: str | Sequence[str] | None) -> bool:
     return platforms in (None, "all") or list(platforms) == ["all"]
 
 
 def filter_index(raw: bytes, platforms: str | Sequence[str] | None, document: dict | None = None) -> bytes:
-    """The index keeping only ``platforms``; ``raw`` itself (byte-exact) when nothing is dropped.
+    """The index keeping only ``platforms``, and the attestation manifests of the images it keeps;
+    ``raw`` itself (byte-exact) when nothing is dropped.
 
     A subset is a new document, hence a new digest (documented for ``platforms``). It is
     serialised compactly with the original key order, so the result is stable from run to
@@ -324,8 +338,13 @@ def filter_index(raw: bytes, platforms: str | Sequence[str] | None, document: di
     wanted = [parse_platform(p) for p in platforms]  # type: ignore[union-attr]
     data = dict(document) if document is not None else _parse_json(raw, lambda: "an index")
     manifests = [d for d in data.get("manifests") or [] if isinstance(d, dict)]
-    kept = [d for d in manifests if platform_matches(d.get("platform"), wanted)]
-    if not kept:
+    matching = [d for d in manifests if platform_matches(d.get("platform"), wanted)]
+    # BuildKit's attestation manifests (provenance, SBOM) sit in the index as platform
+    # unknown/unknown and name the image they describe: they stay with a platform that stays.
+    described = {d.get("digest") for d in matching}
+    matching_entries = {id(d) for d in matching}
+    kept = [d for d in manifests if id(d) in matching_entries or _attests(d, described)]
+    if not matching:
         found = sorted({"/".join(x for x in ((d.get("platform") or {}).get("os"),
                                              (d.get("platform") or {}).get("architecture"),
                                              (d.get("platform") or {}).get("variant")) if x)

@@ -98,7 +98,8 @@ options:
   platforms:
     description:
       - With O(source), V(all) copies an index as it is (digest preserved); a list such as V([linux/amd64]) copies
-        only those platforms and writes a new index, with a different digest.
+        only those platforms (and BuildKit's attestation manifests of them) and writes a new index, with a different
+        digest.
     type: list
     elements: str
     default: [all]

@@ -121,7 +121,8 @@ options:
       - V(all) copies indexes (multi-platform images, manifest lists) as they are, with their digest preserved.
       - A list such as V([linux/amd64, linux/arm64/v8]) copies only those platforms of an index. The index then
         has to be rewritten, so the destination index has a B(different digest) from the source one (the platform
-        manifests keep theirs). Single-platform images are copied as they are.
+        manifests keep theirs). BuildKit's attestation manifests (provenance, SBOM) of the platforms kept stay in the
+        index. Single-platform images, and artifacts such as Helm charts and signatures, are copied as they are.
     type: list
     elements: str
     default: [all]

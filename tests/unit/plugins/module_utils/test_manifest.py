@@ -171,6 +171,30 @@ def test_a_filtered_index_is_a_new_manifest_with_its_own_digest():
     assert manifest.filtered(["linux/arm64"]).raw == subset.raw     # stable from run to run
 
 
+def test_a_filtered_index_keeps_the_attestations_of_the_platforms_it_keeps():
+    def attestation(digest, of):
+        return {"mediaType": OCI_MANIFEST, "digest": digest, "size": 7,
+                "platform": {"os": "unknown", "architecture": "unknown"},
+                "annotations": {"vnd.docker.reference.type": "attestation-manifest",
+                                "vnd.docker.reference.digest": of}}
+    d4, d5 = "sha256:" + "4" * 64, "sha256:" + "5" * 64
+    index = {"mediaType": OCI_INDEX, "manifests": [
+        {"mediaType": OCI_MANIFEST, "digest": D1, "size": 5, "platform": {"os": "linux", "architecture": "amd64"}},
+        {"mediaType": OCI_MANIFEST, "digest": D2, "size": 6, "platform": {"os": "linux", "architecture": "arm64"}},
+        attestation(D3, D1), attestation(d4, D2),
+        # not BuildKit's attestation of a kept image: another reference type, no annotations
+        dict(attestation(d5, D1), annotations={"vnd.docker.reference.type": "something-else",
+                                               "vnd.docker.reference.digest": D1}),
+    ]}
+    manifest = answer(index, OCI_INDEX)
+    assert [c.digest for c in manifest.filtered(["linux/amd64"]).children()] == [D1, D3]
+    assert [c.digest for c in manifest.filtered(["linux/arm64"]).children()] == [D2, d4]
+    assert manifest.filtered(["linux/amd64", "linux/arm64"]).digest != manifest.digest   # d5 dropped
+    assert [c.digest for c in manifest.filtered(["unknown/unknown"]).children()] == [D3, d4, d5]
+    with pytest.raises(InvalidInput, match="linux/s390x"):      # attestations alone are no match
+        manifest.filtered(["linux/s390x"])
+
+
 # --- inspection ---------------------------------------------------------------------------------
 
 def test_inspect_a_single_image_reads_created_labels_and_platform():
