@@ -156,6 +156,10 @@ class _RetryBudget:
             delay = max(0.0, retry_after)
             if delay > remaining:
                 return False
+            # Never earlier than asked, but spread by up to a quarter of it (at most the first
+            # backoff): threads told to wait the same second otherwise all come back at once, in
+            # the order they left - the burst that was rate-limited, again.
+            delay = min(delay + random.uniform(0.0, min(self.backoff, delay / 4)), remaining)
         else:
             ceiling = self.backoff * (2 ** self.attempt)
             delay = min(random.uniform(ceiling / 2, ceiling), remaining)
